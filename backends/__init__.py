@@ -1,0 +1,1 @@
+"""Built-in backends, registered through the same entry points as third-party ones."""

@@ -1,0 +1,40 @@
+"""The bicubic baseline: Pillow's BICUBIC on every colour channel, no model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from upscaler._backend import BackendOptions
+from upscaler._resize import BICUBIC_HALO, bicubic_upscale
+
+__all__ = ["BicubicBackend", "plugin"]
+
+
+@dataclass(frozen=True)
+class BicubicBackend:
+    """Classic bicubic interpolation (MATLAB `imresize` kernel)."""
+
+    factor: int
+    halo: int | None = BICUBIC_HALO
+    channels: Literal["y", "color"] = "color"
+    default_tile: int = 1024
+
+    def upscale(self, tiles: NDArray[np.float32]) -> NDArray[np.float32]:
+        return bicubic_upscale(tiles, self.factor)
+
+
+class _Plugin:
+    factors = (2, 3, 4)
+
+    def unavailable_reason(self) -> str | None:
+        return None
+
+    def create(self, factor: int, options: BackendOptions) -> BicubicBackend:
+        return BicubicBackend(factor)
+
+
+plugin = _Plugin()

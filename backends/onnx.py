@@ -1,0 +1,80 @@
+"""ESPCN run by ONNX Runtime (the default backend)."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from upscaler._backend import BackendOptions
+from upscaler._errors import BackendError
+
+from ._espcn import ESPCN_HALO, ESPCN_TILE, check_factor
+
+__all__ = ["OnnxBackend", "plugin"]
+
+
+class OnnxBackend:
+    """One ONNX Runtime session of an ESPCN model (luma in, upscaled luma out)."""
+
+    halo: int | None = ESPCN_HALO
+    channels: Literal["y", "color"] = "y"
+    default_tile: int = ESPCN_TILE
+
+    def __init__(self, session: Any, factor: int) -> None:
+        self.session, self.factor = session, factor
+        self.input_name = session.get_inputs()[0].name
+
+    def upscale(self, tiles: NDArray[np.float32]) -> NDArray[np.float32]:
+        b, h, w, _ = tiles.shape
+        return self.run(tiles).reshape(b, h * self.factor, w * self.factor, 1)
+
+    def run(self, tiles: NDArray[np.float32]) -> NDArray[np.float32]:
+        """The model's raw output for (B, H, W, 1) luma."""
+        (out,) = self.session.run(None, {self.input_name: tiles})
+        return np.asarray(out, dtype=np.float32)
+
+
+def _providers(device: str) -> list[str]:
+    import onnxruntime as ort
+
+    wanted = {"cpu": "CPUExecutionProvider", "cuda": "CUDAExecutionProvider"}.get(device)
+    if wanted is None:
+        raise BackendError(f"unknown device {device!r} (use cpu or cuda)")
+    if wanted not in ort.get_available_providers():
+        raise BackendError(f"--device {device} needs onnxruntime-gpu with CUDA (`pip install onnxruntime-gpu`)")
+    return [wanted] if device == "cpu" else [wanted, "CPUExecutionProvider"]
+
+
+class _Plugin:
+    factors = (2, 3, 4)
+
+    def unavailable_reason(self) -> str | None:
+        if importlib.util.find_spec("onnxruntime") is None:
+            return "needs `pip install onnxruntime`"
+        return None
+
+    def create(self, factor: int, options: BackendOptions) -> OnnxBackend:
+        import onnxruntime as ort
+
+        from upscaler.weights import shipped_weights
+
+        path = options.weights or shipped_weights(factor, "onnx")
+        so = ort.SessionOptions()
+        if options.threads:
+            so.intra_op_num_threads = options.threads
+        so.inter_op_num_threads = 1
+        try:
+            session = ort.InferenceSession(str(path), so, providers=_providers(options.device))
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"cannot load ONNX model {path}: {exc}") from exc
+        backend = OnnxBackend(session, factor)
+        check_factor(backend.run, factor, path)
+        return backend
+
+
+plugin = _Plugin()

@@ -1,0 +1,54 @@
+"""Shared fixtures: paths to the project's shared data and helpers to make test images."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("UPSCALER_SHARED", ROOT.parent / "shared"))
+SET5 = SHARED / "data" / "Set5"
+BSDS = SHARED / "data" / "bsds500"
+SAMPLES = ROOT / "examples"
+
+
+def upscaler_command() -> list[str]:
+    """The installed `upscaler` script of the interpreter running the tests."""
+    script = Path(sys.executable).with_name("upscaler")
+    return [str(script)] if script.exists() else [shutil.which("upscaler") or "upscaler"]
+
+
+def run_cli(*args: object, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the installed `upscaler` command as a subprocess, with no standard input."""
+    return subprocess.run(
+        [*upscaler_command(), *map(str, args)],
+        capture_output=True, text=True, cwd=cwd, env=env, stdin=subprocess.DEVNULL, timeout=600,
+    )
+
+
+def photo(width: int, height: int, mode: str = "RGB", seed: int = 0) -> Image.Image:
+    """A smooth, photo-like test image with some detail (gradients plus noise)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack([x / max(width, 1), y / max(height, 1), (x + y) / max(width + height, 1)], -1)
+    rgb = np.clip(base * 200 + 20 + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
+    im = Image.fromarray(rgb)
+    if mode == "RGBA":
+        alpha = Image.fromarray(np.clip(x / max(width, 1) * 255, 0, 255).astype(np.uint8))
+        im.putalpha(alpha)
+        return im
+    return im.convert(mode)
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    if not SET5.is_dir():
+        pytest.fail(f"shared data not found at {SHARED} (set UPSCALER_SHARED)")
+    return SHARED

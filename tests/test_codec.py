@@ -1,0 +1,107 @@
+"""Decoding and encoding real files with Pillow/OpenCV: modes, bit depth, metadata."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+from conftest import photo
+from upscaler._codec import Metadata, decode, encode
+from upscaler._errors import ImageError
+
+
+@pytest.mark.parametrize(
+    ("mode", "expected_shape", "dtype"),
+    [("L", (6, 9), np.uint8), ("LA", (6, 9, 2), np.uint8), ("RGB", (6, 9, 3), np.uint8),
+     ("RGBA", (6, 9, 4), np.uint8), ("P", (6, 9, 3), np.uint8), ("1", (6, 9), np.uint8)],
+)
+def test_decode_modes(tmp_path: Path, mode: str, expected_shape: tuple[int, ...], dtype: type) -> None:
+    path = tmp_path / "a.png"
+    photo(9, 6, "RGBA" if mode in ("LA", "RGBA") else "RGB").convert(mode).save(path)
+    img = decode(path)
+    assert img.pixels.shape == expected_shape and img.pixels.dtype == dtype and img.format == "PNG"
+
+
+def test_16_bit_grey_and_colour_stay_16_bit(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 65536, (5, 7), dtype=np.uint16)
+    colour = rng.integers(0, 65536, (5, 7, 3), dtype=np.uint16)
+    cv2.imwrite(str(tmp_path / "g.png"), grey)
+    cv2.imwrite(str(tmp_path / "c.png"), colour[..., ::-1])  # OpenCV writes BGR
+    cv2.imwrite(str(tmp_path / "c.tif"), colour[..., ::-1])
+    assert (decode(tmp_path / "g.png").pixels == grey).all()
+    for name in ("c.png", "c.tif"):
+        got = decode(tmp_path / name).pixels
+        assert got.dtype == np.uint16 and (got == colour).all()
+        encode(got, tmp_path / f"out-{name}", Metadata())
+        assert (decode(tmp_path / f"out-{name}").pixels == colour).all()
+
+
+def test_metadata_survives_and_dpi_scales(tmp_path: Path) -> None:
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 CW to display
+    exif[0x010F] = "TestCam"
+    src = tmp_path / "in.jpg"
+    photo(16, 12).save(src, icc_profile=icc, exif=exif.tobytes(), dpi=(300, 300))
+    img = decode(src)
+    for suffix in (".jpg", ".png", ".webp", ".tif"):
+        dst = tmp_path / f"out{suffix}"
+        encode(img.pixels, dst, img.metadata.scaled(3))
+        with Image.open(dst) as out:
+            assert out.info.get("icc_profile") == icc, suffix
+            assert out.getexif().get(0x0112) == 6 and out.getexif().get(0x010F) == "TestCam", suffix
+            if suffix != ".webp":
+                assert tuple(round(v) for v in out.info["dpi"]) == (900, 900), suffix
+
+
+def test_png_text_chunks_survive(tmp_path: Path) -> None:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "hello")
+    photo(8, 8).save(tmp_path / "t.png", pnginfo=info)
+    img = decode(tmp_path / "t.png")
+    encode(img.pixels, tmp_path / "o.png", img.metadata)
+    with Image.open(tmp_path / "o.png") as out:
+        assert out.text == {"Comment": "hello"}
+
+
+def test_alpha_into_jpeg_is_composited_over_white(tmp_path: Path) -> None:
+    rgba = np.zeros((4, 4, 4), np.uint8)  # fully transparent black
+    encode(rgba, tmp_path / "a.jpg", Metadata())
+    assert decode(tmp_path / "a.jpg").pixels.min() >= 250
+
+
+def test_writes_are_atomic_and_leave_no_temporary_files(tmp_path: Path) -> None:
+    dst = tmp_path / "deep" / "x.png"
+    encode(np.zeros((4, 4, 3), np.uint8), dst, Metadata())
+    assert [p.name for p in dst.parent.iterdir()] == ["x.png"]
+    with pytest.raises(ImageError):
+        encode(np.zeros((4, 4, 3), np.uint8), tmp_path / "x.xyz", Metadata())
+    assert not list(tmp_path.glob(".*"))
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [(b"", "not a recognised image"), (b"hello, I am text", "not a recognised image")],
+)
+def test_bad_files_give_a_reason(tmp_path: Path, content: bytes, reason: str) -> None:
+    path = tmp_path / "bad.png"
+    path.write_bytes(content)
+    with pytest.raises(ImageError, match=reason):
+        decode(path)
+
+
+def test_truncated_jpeg_is_refused(tmp_path: Path) -> None:
+    buf = io.BytesIO()
+    photo(64, 64).save(buf, "JPEG")
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    with pytest.raises(ImageError, match="^truncated image file$"):
+        decode(path)

@@ -1,0 +1,83 @@
+"""A third-party backend distribution, installed on a path of its own, found by entry point."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import photo, run_cli
+
+PLUGIN = '''
+import numpy as np
+
+class Nearest:
+    halo = 0
+    channels = "color"
+    default_tile = 64
+
+    def __init__(self, factor):
+        self.factor = factor
+
+    def upscale(self, tiles):
+        return tiles.repeat(self.factor, axis=1).repeat(self.factor, axis=2)
+
+class Plugin:
+    factors = (2, 3)
+
+    def unavailable_reason(self):
+        return None
+
+    def create(self, factor, options):
+        return Nearest(factor)
+
+plugin = Plugin()
+'''
+
+
+@pytest.fixture()
+def plugin_env(tmp_path: Path) -> dict[str, str]:
+    site = tmp_path / "site"
+    dist = site / "thirdparty_nearest-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (site / "thirdparty_nearest.py").write_text(PLUGIN)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-nearest\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[upscaler.backends]\nnearest = thirdparty_nearest:plugin\n")
+    return {**os.environ, "PYTHONPATH": str(site)}
+
+
+def test_plugin_is_listed_with_its_distribution(plugin_env: dict[str, str]) -> None:
+    result = run_cli("backends", env=plugin_env)
+    line = next(x for x in result.stdout.splitlines() if x.startswith("nearest"))
+    assert "x2,x3" in line and "available" in line and "thirdparty-nearest" in line
+
+
+def test_plugin_runs_a_batch_without_importing_other_backends(plugin_env: dict[str, str], tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    photo(20, 14).save(src / "a.png")
+    code = textwrap.dedent(f"""
+        import sys
+        from upscaler._cli import cli
+        try:
+            cli.main(["batch", {str(src)!r}, "-o", {str(tmp_path / "out")!r}, "--backend", "nearest", "--factor", "2", "-q"])
+        except SystemExit as exc:
+            print("EXIT", exc.code)
+        print("LOADED", sorted(m for m in sys.modules if m.startswith(("upscaler.backends.", "onnxruntime", "tensorflow"))))
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=plugin_env).stdout
+    assert "EXIT 0" in out and "LOADED []" in out
+    expected = np.asarray(Image.open(src / "a.png")).repeat(2, 0).repeat(2, 1)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "a.png")), expected)
+
+
+def test_plugin_factor_is_checked(plugin_env: dict[str, str], tmp_path: Path) -> None:
+    photo(8, 8).save(tmp_path / "a.png")
+    result = run_cli("batch", tmp_path / "a.png", "-o", tmp_path / "o", "--backend", "nearest", "--factor", "4", env=plugin_env)
+    assert result.returncode == 2 and "supports factors (2, 3), not 4" in result.stderr

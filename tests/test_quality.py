@@ -1,0 +1,51 @@
+"""Set5 through the real CLI, scored with the shared PSNR protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SET5, run_cli
+from upscaler._codec import decode
+from upscaler._metrics import psnr_y
+
+PUBLISHED_BICUBIC = {2: 33.66, 3: 30.39, 4: 28.42}
+ONNX_BARS = {2: 36.50, 3: 32.55, 4: 30.35}
+
+
+def set5_psnr(backend: str, factor: int, out: Path, *extra: str) -> float:
+    """Mean Y-PSNR of `upscaler batch` on the Set5 LR images against the HR ones."""
+    folder = SET5 / f"image_SRF_{factor}"
+    lrs = sorted(folder.glob("*_LR.png"))
+    assert len(lrs) == 5
+    result = run_cli("batch", *lrs, "-o", out, "--backend", backend, "--factor", factor, "-q", *extra)
+    assert result.returncode == 0, result.stderr
+    scores = []
+    for lr in lrs:
+        sr = decode(out / lr.name).pixels
+        hr = decode(folder / lr.name.replace("_LR", "_HR")).pixels
+        scores.append(psnr_y(sr, hr, crop=factor))
+    return float(np.mean(scores))
+
+
+@pytest.mark.parametrize("factor", [2, 3, 4])
+def test_bicubic_reproduces_published_set5_psnr(shared: Path, tmp_path: Path, factor: int) -> None:
+    assert set5_psnr("bicubic", factor, tmp_path) == pytest.approx(PUBLISHED_BICUBIC[factor], abs=0.05)
+
+
+@pytest.mark.parametrize("factor", [2, 3, 4])
+def test_onnx_backend_reaches_the_quality_bar(shared: Path, tmp_path: Path, factor: int) -> None:
+    assert set5_psnr("onnx", factor, tmp_path) >= ONNX_BARS[factor]
+
+
+def test_psnr_matches_a_direct_computation() -> None:
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (20, 30, 3)).astype(np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-3, 4, a.shape), 0, 255).astype(np.uint8)
+    ya = 16 + (65.481 * a[..., 0] + 128.553 * a[..., 1] + 24.966 * a[..., 2]) / 255
+    yb = 16 + (65.481 * b[..., 0] + 128.553 * b[..., 1] + 24.966 * b[..., 2]) / 255
+    mse = np.mean((ya[2:-2, 2:-2] - yb[2:-2, 2:-2]) ** 2)
+    assert psnr_y(a, b, crop=2) == pytest.approx(10 * np.log10(255**2 / mse), abs=1e-9)
+    assert psnr_y(a, a, crop=2) == float("inf")

@@ -1,0 +1,104 @@
+"""Tiling: the maths alone, and tiled == untiled through the real engine."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from upscaler._engine import upscale_pixels
+from upscaler._registry import load_backend
+from upscaler._tiling import batches, plan_spans, plan_tiles
+from upscaler.backends.bicubic import BicubicBackend
+
+
+@given(length=st.integers(1, 400), tile=st.integers(1, 120), overlap=st.integers(0, 12))
+def test_spans_cover_the_axis_once_with_context(length: int, tile: int, overlap: int) -> None:
+    spans = plan_spans(length, tile, overlap)
+    assert spans[0].start == 0 and spans[-1].stop == length
+    sizes = {s.pad_stop - s.pad_start for s in spans}
+    assert sizes == {min(length, tile + 2 * overlap)}  # one padded shape: one batch
+    for a, b in zip(spans, spans[1:]):
+        assert a.stop == b.start
+    for s in spans:
+        assert 0 <= s.pad_start <= max(s.start - overlap, 0)
+        assert min(s.stop + overlap, length) <= s.pad_stop <= length
+
+
+def test_batches_group_equal_shapes_within_the_pixel_budget() -> None:
+    tiles = plan_tiles(100, 100, 30, 5)
+    groups = list(batches(tiles, max_pixels=3 * 40 * 40))
+    assert [t for g in groups for t in g] == tiles
+    assert all(len(g) <= 3 and len({t.padded_shape for t in g}) == 1 for g in groups)
+
+
+def _image(h: int, w: int, channels: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    smooth = np.cumsum(np.cumsum(rng.normal(0, 1, (h, w, channels)), 0), 1)
+    smooth = (smooth - smooth.min()) / max(np.ptp(smooth), 1e-6) * 200
+    return np.clip(smooth + rng.normal(0, 8, smooth.shape) + 20, 0, 255).astype(np.uint8)
+
+
+def _assert_same(a: np.ndarray, b: np.ndarray) -> None:
+    assert a.shape == b.shape and a.dtype == b.dtype
+    diff = np.abs(a.astype(np.int32) - b.astype(np.int32))
+    assert diff.max() <= 1, f"tiles differ by {diff.max()} levels"
+    assert (diff == 0).mean() >= 0.9999, f"only {(diff == 0).mean():.5%} of pixels identical"
+
+
+sizes = st.one_of(
+    st.tuples(st.integers(1, 3), st.integers(1, 90)),  # 1xN, 2xN, 3xN strips
+    st.tuples(st.integers(1, 90), st.integers(1, 3)),
+    st.tuples(st.integers(4, 90), st.integers(4, 90)),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(size=sizes, tile=st.integers(8, 64), extra=st.integers(0, 4), channels=st.sampled_from([1, 2, 3, 4]),
+       factor=st.sampled_from([2, 3, 4]), seed=st.integers(0, 1000))
+def test_bicubic_tiled_equals_untiled(size: tuple[int, int], tile: int, extra: int, channels: int, factor: int, seed: int) -> None:
+    img = _image(*size, channels, seed)
+    backend = BicubicBackend(factor)
+    whole = upscale_pixels(img, backend, tile=max(size) + 1)
+    _assert_same(upscale_pixels(img, backend, tile=tile, overlap=2 + extra), whole)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(size=sizes, tile=st.integers(8, 48), extra=st.integers(0, 3), channels=st.sampled_from([1, 3, 4]),
+       seed=st.integers(0, 1000))
+def test_espcn_tiled_equals_untiled(size: tuple[int, int], tile: int, extra: int, channels: int, seed: int) -> None:
+    img = _image(*size, channels, seed)
+    backend = load_backend("onnx", 3)
+    whole = upscale_pixels(img, backend, tile=max(size) + 1)
+    tiled = upscale_pixels(img, backend, tile=tile, overlap=backend.halo + extra)  # type: ignore[operator]
+    _assert_same(tiled, whole)
+
+
+def test_images_smaller_than_one_tile_and_16_bit() -> None:
+    img = (_image(5, 7, 3, 1).astype(np.uint16) * 257)
+    out = upscale_pixels(img, BicubicBackend(2), tile=512)
+    assert out.shape == (10, 14, 3) and out.dtype == np.uint16
+    assert len(np.unique(out)) > 256  # really 16-bit values, not 8-bit ones scaled
+
+
+def test_too_little_overlap_shows_seams_so_the_property_test_can_fail() -> None:
+    img = _image(60, 60, 1, 3)
+    backend = load_backend("onnx", 3)
+    whole = upscale_pixels(img, backend, tile=100)
+    tiled = upscale_pixels(img, backend, tile=10, overlap=2)  # overlap < halo (5)
+    with pytest.raises(AssertionError):
+        _assert_same(tiled, whole)
+
+
+@pytest.mark.parametrize("factor", [2, 3])
+def test_feathered_blend_for_backends_without_halo(factor: int) -> None:
+    unbounded = dataclasses.replace(BicubicBackend(factor), halo=None)
+    flat = np.full((41, 53, 3), 137, np.uint8)
+    assert (upscale_pixels(flat, unbounded, tile=16, overlap=4) == 137).all()
+    img = _image(41, 53, 3, 5)
+    whole = upscale_pixels(img, BicubicBackend(factor), tile=100).astype(int)
+    blended = upscale_pixels(img, unbounded, tile=16, overlap=4).astype(int)
+    assert np.abs(blended - whole).mean() < 0.5

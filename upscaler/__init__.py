@@ -1,0 +1,48 @@
+"""upscaler: batch photo upscaling with a sub-pixel convolutional network (ESPCN).
+
+Importing the package is cheap; the API functions load their modules on first use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+__all__ = [
+    "Backend",
+    "BackendError",
+    "BackendOptions",
+    "BackendPlugin",
+    "ImageError",
+    "UpscalerError",
+    "__version__",
+    "psnr_y",
+    "upscale_array",
+    "upscale_image",
+]
+
+if TYPE_CHECKING:
+    from ._api import upscale_array, upscale_image
+    from ._backend import Backend, BackendOptions, BackendPlugin
+    from ._errors import BackendError, ImageError, UpscalerError
+    from ._metrics import psnr_y
+
+_LAZY = {
+    "upscale_array": "_api",
+    "upscale_image": "_api",
+    "Backend": "_backend",
+    "BackendOptions": "_backend",
+    "BackendPlugin": "_backend",
+    "BackendError": "_errors",
+    "ImageError": "_errors",
+    "UpscalerError": "_errors",
+    "psnr_y": "_metrics",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,52 @@
+"""The Python API: the same engine as `upscaler batch`, on images in memory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from ._backend import BackendOptions
+from ._codec import pil_to_pixels, pixels_to_pil
+from ._engine import upscale_pixels
+from ._registry import load_backend
+
+__all__ = ["upscale_array", "upscale_image"]
+
+DEFAULT_BACKEND = "onnx"
+
+
+def upscale_array(
+    pixels: NDArray[np.generic],
+    factor: int = 3,
+    backend: str = DEFAULT_BACKEND,
+    *,
+    tile: int | None = None,
+    overlap: int | None = None,
+    weights: Path | None = None,
+    device: str = "cpu",
+    threads: int | None = None,
+) -> NDArray[np.generic]:
+    """Upscale an (H, W) or (H, W, C) uint8/uint16/float32 array (C: 2=LA, 3=RGB, 4=RGBA).
+
+    float32 values are taken to be in [0, 1]. Returns the same dtype and channels.
+    """
+    options = BackendOptions(weights=weights, device=device, threads=threads)
+    return upscale_pixels(pixels, load_backend(backend, factor, options), tile, overlap)
+
+
+def upscale_image(
+    image: Image.Image,
+    factor: int = 3,
+    backend: str = DEFAULT_BACKEND,
+    **options: object,
+) -> Image.Image:
+    """Upscale a PIL image; keyword options as for `upscale_array`.
+
+    Palette, CMYK and other modes are converted first (to RGB or RGBA); 16-bit grey
+    ("I;16") stays 16-bit.
+    """
+    out = upscale_array(pil_to_pixels(image), factor, backend, **options)  # type: ignore[arg-type]
+    return pixels_to_pil(out)

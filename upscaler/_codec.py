@@ -1,0 +1,220 @@
+"""Decoding and encoding image files, with the metadata that should survive upscaling.
+
+Pillow does the work, except for 16-bit colour, which Pillow reduces to 8 bits: those
+PNG/TIFF files go through OpenCV, the metadata still through Pillow. Bit depth comes from
+the file's header, never from pixel values.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image, PngImagePlugin
+
+from ._errors import ImageError
+
+__all__ = [
+    "FORMATS",
+    "READABLE_SUFFIXES",
+    "Decoded",
+    "Metadata",
+    "decode",
+    "encode",
+    "output_suffix",
+    "pil_to_pixels",
+    "pixels_to_pil",
+]
+
+#: --format choices -> (Pillow format, file suffix).
+FORMATS = {"png": ("PNG", ".png"), "jpg": ("JPEG", ".jpg"), "webp": ("WEBP", ".webp"), "tiff": ("TIFF", ".tif")}
+_WRITABLE = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
+READABLE_SUFFIXES = frozenset([*_WRITABLE, ".gif"])
+_MODES = {"1": "L", "L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA", "I;16": "I;16", "I;16B": "I;16", "I;16L": "I;16"}
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """What is carried from input to output where the output format can hold it."""
+
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    dpi: tuple[float, float] | None = None
+    text: dict[str, str] = field(default_factory=dict)
+
+    def scaled(self, factor: int) -> Metadata:
+        """The same metadata for an image `factor` times larger (same printed size)."""
+        dpi = (self.dpi[0] * factor, self.dpi[1] * factor) if self.dpi else None
+        return replace(self, dpi=dpi)
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """An image as pixels: (H, W) or (H, W, C) uint8/uint16, C in 2 (LA), 3 (RGB), 4 (RGBA)."""
+
+    pixels: NDArray[np.uint8] | NDArray[np.uint16]
+    format: str
+    metadata: Metadata
+
+
+def decode(path: Path) -> Decoded:
+    """Read an image file (first frame of an animation); ImageError says why not."""
+    try:
+        with Image.open(path) as im:
+            meta = _metadata(im)
+            fmt = im.format or "?"
+            pixels = _read_16bit_colour(path) if _is_16bit_colour(im, path) else pil_to_pixels(im)
+    except ImageError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ImageError(_reason(exc)) from exc
+    return Decoded(pixels, fmt, meta)
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, Image.UnidentifiedImageError):
+        return "not a recognised image file"
+    if "truncated" in text.lower():
+        return "truncated image file"
+    return text.replace(str(getattr(exc, "filename", "") or "\0"), "").strip(" :'\"") or text
+
+
+def pil_to_pixels(im: Image.Image) -> NDArray[np.uint8] | NDArray[np.uint16]:
+    """A PIL image as an array the engine takes (other modes become RGB or RGBA)."""
+    mode = _MODES.get(im.mode)
+    if mode is None:
+        has_alpha = "A" in im.mode or "transparency" in im.info
+        mode = "RGBA" if has_alpha else "RGB"
+    arr = np.asarray(im.convert(mode) if mode != im.mode and mode != "I;16" else im)
+    return arr.astype(np.uint16) if mode == "I;16" else arr
+
+
+def _is_16bit_colour(im: Image.Image, path: Path) -> bool:
+    if im.format == "PNG":
+        with open(path, "rb") as fh:
+            header = fh.read(26)
+        return header[24] == 16 and header[25] in (2, 6)  # IHDR bit depth, colour type
+    if im.format == "TIFF":
+        bits = im.tag_v2.get(258, (8,))
+        return len(bits) >= 3 and max(bits) == 16
+    return False
+
+
+def _read_16bit_colour(path: Path) -> NDArray[np.uint16]:
+    data = np.fromfile(path, np.uint8)
+    arr = cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
+    if arr is None or arr.dtype != np.uint16 or arr.ndim != 3:
+        raise ImageError("16-bit colour image that OpenCV cannot decode")
+    code = cv2.COLOR_BGRA2RGBA if arr.shape[2] == 4 else cv2.COLOR_BGR2RGB
+    return np.asarray(cv2.cvtColor(arr, code), dtype=np.uint16)
+
+
+def _metadata(im: Image.Image) -> Metadata:
+    dpi = im.info.get("dpi")
+    text = {k: v for k, v in getattr(im, "text", {}).items() if isinstance(v, str)}
+    return Metadata(
+        icc_profile=im.info.get("icc_profile") or None,
+        exif=im.info.get("exif") or None,
+        dpi=(float(dpi[0]), float(dpi[1])) if dpi else None,
+        text=text,
+    )
+
+
+def output_suffix(src: Path, fmt: str) -> str:
+    """The output file suffix for `src` under --format `fmt` ("same" keeps it if writable)."""
+    if fmt == "same":
+        return src.suffix if src.suffix.lower() in _WRITABLE else ".png"
+    return FORMATS[fmt][1]
+
+
+def encode(pixels: NDArray[np.generic], dst: Path, metadata: Metadata, quality: int = 95) -> None:
+    """Write `pixels` to `dst` atomically (temporary file, then rename); format from suffix."""
+    fmt = _WRITABLE.get(dst.suffix.lower())
+    if fmt is None:
+        raise ImageError(f"cannot write {dst.suffix!r} files")
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            _write(pixels, fh, fmt, metadata, quality)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _write(pixels: NDArray[np.generic], fh: object, fmt: str, meta: Metadata, quality: int) -> None:
+    colour16 = pixels.dtype == np.uint16 and pixels.ndim == 3
+    if colour16 and fmt in ("PNG", "TIFF"):
+        _write_16bit_colour(pixels, fh, fmt)
+        return
+    im = _to_pil(pixels, fmt)
+    im.save(fh, format=fmt, **_save_options(fmt, meta, quality))  # type: ignore[arg-type]
+
+
+def _to_pil(pixels: NDArray[np.generic], fmt: str) -> Image.Image:
+    arr = pixels
+    if arr.dtype == np.uint16 and fmt not in ("PNG", "TIFF"):
+        arr = np.rint(arr / 257.0).astype(np.uint8)
+    channels = 1 if arr.ndim == 2 else arr.shape[2]
+    if fmt in ("JPEG", "BMP") and channels in (2, 4):
+        arr = _flatten_alpha(arr)
+    return pixels_to_pil(arr)
+
+
+def pixels_to_pil(pixels: NDArray[np.generic]) -> Image.Image:
+    """An engine array as a PIL image (16-bit grey as "I;16"; 16-bit colour reduced to 8)."""
+    arr = pixels
+    if arr.dtype == np.float32:
+        arr = np.rint(np.clip(arr, 0, 1) * 255).astype(np.uint8)
+    if arr.dtype == np.uint16 and arr.ndim == 3:
+        arr = np.rint(arr / 257.0).astype(np.uint8)
+    if arr.dtype == np.uint16:
+        return Image.fromarray(arr, mode="I;16")
+    return Image.fromarray(np.ascontiguousarray(arr))
+
+
+def _flatten_alpha(arr: NDArray[np.generic]) -> NDArray[np.uint8]:
+    """Composite over white: JPEG and BMP have no alpha channel."""
+    colour, alpha = arr[..., :-1].astype(np.float32), arr[..., -1:].astype(np.float32) / 255.0
+    out = np.rint(colour * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    return out[..., 0] if out.shape[2] == 1 else out
+
+
+def _save_options(fmt: str, meta: Metadata, quality: int) -> dict[str, object]:
+    opts: dict[str, object] = {}
+    if meta.icc_profile and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+        opts["icc_profile"] = meta.icc_profile
+    if meta.exif and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+        opts["exif"] = meta.exif
+    if meta.dpi and fmt in ("JPEG", "PNG", "TIFF", "BMP"):
+        opts["dpi"] = meta.dpi
+    if fmt in ("JPEG", "WEBP"):
+        opts["quality"] = quality
+    if fmt == "PNG" and meta.text:
+        info = PngImagePlugin.PngInfo()
+        for k, v in meta.text.items():
+            info.add_text(k, v)
+        opts["pnginfo"] = info
+    return opts
+
+
+def _write_16bit_colour(pixels: NDArray[np.generic], fh: object, fmt: str) -> None:
+    code = cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR
+    ok, buf = cv2.imencode(".png" if fmt == "PNG" else ".tif", cv2.cvtColor(pixels, code))
+    if not ok:
+        raise ImageError("OpenCV could not encode the 16-bit image")
+    fh.write(buf.tobytes())  # type: ignore[attr-defined]

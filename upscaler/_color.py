@@ -1,0 +1,41 @@
+"""Colour conversions shared by inference and training.
+
+YCbCr here is full-range BT.601 (the JPEG/JFIF definition) on float32 values in [0, 1]: the
+network sees Y = 0.299 R + 0.587 G + 0.114 B. Written with numpy rather than
+`cv2.cvtColor` because OpenCV's inverse uses rounded constants (errors of 2e-4, i.e. 14
+levels in 16-bit images); here the inverse matrix is the exact inverse of the forward one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+Float = NDArray[np.float32]
+
+_FORWARD = np.array(
+    [
+        [0.299, 0.587, 0.114],
+        [-0.168736, -0.331264, 0.5],
+        [0.5, -0.418688, -0.081312],
+    ]
+)
+_OFFSET = np.array([0.0, 0.5, 0.5])
+_RGB_TO_YCC = _FORWARD.T.astype(np.float32)
+_YCC_TO_RGB = np.linalg.inv(_FORWARD).T.astype(np.float32)
+_OFFSET32 = _OFFSET.astype(np.float32)
+
+
+def rgb_to_ycbcr(rgb: Float) -> Float:
+    """(..., 3) RGB in [0, 1] -> (..., 3) Y, Cb, Cr in [0, 1]."""
+    return np.asarray(rgb @ _RGB_TO_YCC + _OFFSET32, dtype=np.float32)
+
+
+def ycbcr_to_rgb(ycc: Float) -> Float:
+    """Inverse of `rgb_to_ycbcr`; values may leave [0, 1], the caller clips."""
+    return np.asarray((ycc - _OFFSET32) @ _YCC_TO_RGB, dtype=np.float32)
+
+
+def rgb_to_y(rgb: Float) -> Float:
+    """Luma only: (..., 3) -> (...)."""
+    return np.asarray(rgb @ _RGB_TO_YCC[:, 0], dtype=np.float32)

@@ -1,0 +1,116 @@
+"""Finding input images and deciding where each output goes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ._codec import READABLE_SUFFIXES, output_suffix
+from ._errors import UpscalerError
+
+__all__ = ["Discovery", "Job", "OutputInsideInput", "discover"]
+
+
+class OutputInsideInput(UpscalerError):
+    """The output folder lies inside an input folder (a usage error)."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image to upscale: where it is read from and written to."""
+
+    src: Path
+    dst: Path
+
+
+@dataclass
+class Discovery:
+    """What a walk over the inputs found."""
+
+    jobs: list[Job] = field(default_factory=list)
+    not_images: list[Path] = field(default_factory=list)
+    #: Inputs that cannot even be tried, with the reason (dangling link, collision, ...).
+    problems: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def default_output(root: Path, factor: int) -> Path:
+    """The sibling folder `<input>-x<factor>` of an input folder."""
+    root = root.absolute()
+    return root.with_name(f"{root.name}-x{factor}")
+
+
+def discover(inputs: Sequence[Path], out: Path | None, factor: int, fmt: str) -> Discovery:
+    """Walk `inputs` (files and folders) and plan one Job per image, in a stable order.
+
+    A folder's images keep their relative paths under OUT (default: the folder's sibling
+    `<folder>-x<factor>`); a file goes to OUT/<name> (default: `<its folder>-x<factor>/`).
+    """
+    found = Discovery()
+    roots = [p.absolute() for p in inputs if p.is_dir()]
+    claimed: dict[Path, Path] = {}
+    for given in inputs:
+        base = given.absolute() if given.is_dir() else given.absolute().parent
+        target = (out.absolute() if out else default_output(base, factor))
+        _refuse_inside(target, roots)
+        for src, problem in _walk(given):
+            if problem:
+                found.problems.append((src, problem))
+            elif src.suffix.lower() not in READABLE_SUFFIXES:
+                found.not_images.append(src)
+            else:
+                rel = src.absolute().relative_to(base)
+                dst = (target / rel).with_suffix(output_suffix(src, fmt))
+                _add(found, claimed, Job(src, dst))
+    return found
+
+
+def _add(found: Discovery, claimed: dict[Path, Path], job: Job) -> None:
+    first = claimed.get(job.dst)
+    if first is None:
+        claimed[job.dst] = job.src
+        found.jobs.append(job)
+    elif first != job.src:  # the same file named twice is simply done once
+        found.problems.append((job.src, f"its output {job.dst} is already the output of {first}"))
+
+
+def _refuse_inside(target: Path, roots: Sequence[Path]) -> None:
+    for root in roots:
+        if target == root or target.is_relative_to(root):
+            raise OutputInsideInput(
+                f"output folder {target} is inside input folder {root}: "
+                "the next run would upscale its own outputs; choose another -o"
+            )
+
+
+def _walk(given: Path) -> Iterator[tuple[Path, str | None]]:
+    """(file, None) for each visible file below `given`, or (path, reason) for trouble."""
+    if given.is_file():
+        yield given, None
+        return
+    if not given.is_dir():
+        yield given, "no such file or folder" if not given.is_symlink() else "dangling symbolic link"
+        return
+    errors: list[OSError] = []
+    for folder, dirs, files in os.walk(given, onerror=errors.append):
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and not _is_dir_link(folder, d))
+        for name in sorted(f for f in files if not f.startswith(".")):
+            path = Path(folder, name)
+            yield (path, None) if path.is_file() else (path, _not_file_reason(path))
+    for err in errors:
+        yield Path(err.filename), f"cannot list folder: {err.strerror}"
+
+
+def _is_dir_link(folder: str, name: str) -> bool:
+    """Symbolic links to folders are not followed (they may loop)."""
+    return os.path.islink(os.path.join(folder, name))
+
+
+def _not_file_reason(path: Path) -> str:
+    if path.is_symlink():
+        try:
+            path.stat()
+        except OSError as exc:
+            return "dangling symbolic link" if isinstance(exc, FileNotFoundError) else f"bad symbolic link: {exc.strerror}"
+    return "not a regular file"

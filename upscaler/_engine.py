@@ -1,0 +1,120 @@
+"""Upscaling pixels: colour handling, tiling, the backend call and stitching.
+
+The core owns colour, alpha and bit depth: "y" backends get luma (chroma is upscaled
+here with bicubic), alpha always goes through bicubic. The output is assembled directly in
+the input's integer type, tile by tile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from ._backend import Backend
+from ._color import rgb_to_ycbcr, ycbcr_to_rgb
+from ._errors import BackendError
+from ._resize import BICUBIC_HALO, bicubic_upscale
+from ._tiling import Feather, Tile, batches, plan_tiles
+
+__all__ = ["DEFAULT_FEATHER_OVERLAP", "upscale_pixels"]
+
+Float = NDArray[np.float32]
+#: Largest backend call, in padded input pixels (about 2 MB of float32 input).
+MAX_BATCH_PIXELS = 1 << 19
+#: Overlap used for backends with no finite halo when the user gives none.
+DEFAULT_FEATHER_OVERLAP = 16
+
+
+def upscale_pixels(
+    pixels: NDArray[np.generic],
+    backend: Backend,
+    tile: int | None = None,
+    overlap: int | None = None,
+    on_tiles: Callable[[int, int], None] | None = None,
+) -> NDArray[np.generic]:
+    """Upscale (H, W) or (H, W, C) uint8/uint16/float32 pixels; same dtype and channels.
+
+    `on_tiles(done, total)` is called after each backend call.
+    """
+    img = pixels[:, :, None] if pixels.ndim == 2 else pixels
+    scale = _full_scale(img.dtype)
+    h, w, c = img.shape
+    s = backend.factor
+    tile = tile or backend.default_tile
+    overlap = max(_default_overlap(backend) if overlap is None else overlap, BICUBIC_HALO)
+    tiles = plan_tiles(h, w, tile, overlap)
+    feather = Feather(h, w, tile, overlap, s) if backend.halo is None else None
+    out = (np.zeros if feather else np.empty)((h * s, w * s, c), img.dtype)
+    done = 0
+    for group in batches(tiles, MAX_BATCH_PIXELS):
+        batch = np.stack([img[t.y.pad_start : t.y.pad_stop, t.x.pad_start : t.x.pad_stop] for t in group])
+        result = _upscale_batch(batch.astype(np.float32) / np.float32(scale), backend)
+        for t, r in zip(group, result):
+            _place(out, t, r, s, scale, feather)
+        done += len(group)
+        if on_tiles:
+            on_tiles(done, len(tiles))
+    return out[:, :, 0] if pixels.ndim == 2 else out
+
+
+def _default_overlap(backend: Backend) -> int:
+    return DEFAULT_FEATHER_OVERLAP if backend.halo is None else backend.halo
+
+
+def _full_scale(dtype: np.dtype[np.generic]) -> float:
+    if dtype == np.uint8:
+        return 255.0
+    if dtype == np.uint16:
+        return 65535.0
+    if dtype == np.float32:
+        return 1.0
+    raise TypeError(f"pixels must be uint8, uint16 or float32, not {dtype}")
+
+
+def _upscale_batch(batch: Float, backend: Backend) -> Float:
+    """(B, H, W, C) in [0, 1] -> (B, H*s, W*s, C): colour by the backend, alpha by bicubic."""
+    s = backend.factor
+    n_colour = 3 if batch.shape[3] >= 3 else 1
+    colour, alpha = batch[..., :n_colour], batch[..., n_colour:]
+    if backend.channels == "y" and n_colour == 3:
+        ycc = rgb_to_ycbcr(colour)
+        y = _call(backend, ycc[..., :1])
+        colour_out = ycbcr_to_rgb(np.concatenate([y, bicubic_upscale(ycc[..., 1:], s)], axis=-1))
+    else:
+        colour_out = _call(backend, colour)
+    if alpha.shape[3] == 0:
+        return colour_out
+    return np.concatenate([colour_out, bicubic_upscale(alpha, s)], axis=-1)
+
+
+def _call(backend: Backend, tiles: Float) -> Float:
+    b, h, w, c = tiles.shape
+    out = np.asarray(backend.upscale(np.ascontiguousarray(tiles)), dtype=np.float32)
+    expected = (b, h * backend.factor, w * backend.factor, c)
+    if out.shape != expected:
+        raise BackendError(f"backend returned shape {out.shape}, expected {expected}")
+    return out
+
+
+def _place(
+    out: NDArray[np.generic], t: Tile, result: Float, s: int, scale: float, feather: Feather | None
+) -> None:
+    """Write one tile's output: its core (exact halo) or a feathered blend (no halo)."""
+    if feather is None:
+        oy, ox = (t.y.start - t.y.pad_start) * s, (t.x.start - t.x.pad_start) * s
+        core = result[oy : oy + (t.y.stop - t.y.start) * s, ox : ox + (t.x.stop - t.x.start) * s]
+        out[t.y.start * s : t.y.stop * s, t.x.start * s : t.x.stop * s] = _to_dtype(core, scale, out.dtype)
+        return
+    region = out[t.y.pad_start * s : t.y.pad_stop * s, t.x.pad_start * s : t.x.pad_stop * s]
+    a = feather.alpha(t)
+    mixed = region.astype(np.float32) * (1 - a) + np.clip(result, 0, 1) * np.float32(scale) * a
+    region[...] = _to_dtype(mixed / np.float32(scale), scale, out.dtype)
+
+
+def _to_dtype(values: Float, scale: float, dtype: np.dtype[np.generic]) -> NDArray[np.generic]:
+    clipped = np.clip(values, 0.0, 1.0)
+    if dtype == np.float32:
+        return clipped
+    return np.rint(clipped * np.float32(scale)).astype(dtype)

@@ -1,0 +1,74 @@
+"""Backend discovery through the ``upscaler.backends`` entry-point group."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib.metadata import EntryPoint, entry_points
+
+from ._backend import Backend, BackendOptions, BackendPlugin
+from ._errors import BackendError
+
+__all__ = ["BackendInfo", "backend_names", "describe_backends", "load_backend", "load_plugin"]
+
+GROUP = "upscaler.backends"
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """One line of `upscaler backends`."""
+
+    name: str
+    factors: tuple[int, ...]
+    distribution: str
+    problem: str | None
+
+
+def _entry_points() -> dict[str, EntryPoint]:
+    return {ep.name: ep for ep in entry_points(group=GROUP)}
+
+
+def backend_names() -> list[str]:
+    """Registered backend names, sorted; imports no plugin."""
+    return sorted(_entry_points())
+
+
+def load_plugin(name: str) -> BackendPlugin:
+    """Import one plugin by name, and only that one."""
+    eps = _entry_points()
+    if name not in eps:
+        known = ", ".join(sorted(eps)) or "none"
+        raise BackendError(f"unknown backend {name!r} (registered: {known})")
+    try:
+        plugin = eps[name].load()
+    except Exception as exc:  # a broken third-party plugin must not take the run down
+        raise BackendError(f"backend {name!r} failed to import: {exc}") from exc
+    if not isinstance(plugin, BackendPlugin):
+        raise BackendError(f"backend {name!r} ({eps[name].value}) is not a BackendPlugin")
+    return plugin
+
+
+def describe_backends() -> list[BackendInfo]:
+    """Every registered backend with its factors and whether it can run here."""
+    infos = []
+    for name, ep in sorted(_entry_points().items()):
+        dist = ep.dist.name if ep.dist else "?"
+        try:
+            plugin = load_plugin(name)
+        except BackendError as exc:
+            infos.append(BackendInfo(name, (), dist, str(exc)))
+            continue
+        infos.append(BackendInfo(name, plugin.factors, dist, plugin.unavailable_reason()))
+    return infos
+
+
+@lru_cache(maxsize=8)
+def load_backend(name: str, factor: int, options: BackendOptions = BackendOptions()) -> Backend:
+    """The backend `name` loaded for `factor`; cached, so each process loads it once."""
+    plugin = load_plugin(name)
+    if factor not in plugin.factors:
+        raise BackendError(f"backend {name!r} supports factors {plugin.factors}, not {factor}")
+    problem = plugin.unavailable_reason()
+    if problem:
+        raise BackendError(f"backend {name!r} is unavailable: {problem}")
+    return plugin.create(factor, options)

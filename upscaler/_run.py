@@ -1,0 +1,168 @@
+"""`upscaler batch`: discover -> process each image -> report, with progress and exit status."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import click
+from tqdm import tqdm
+
+from ._backend import BackendOptions
+from ._discover import Discovery, Job, discover
+from ._errors import UpscalerError
+from ._pipeline import Record, Settings, process_image
+from ._registry import load_backend
+from ._report import REPORT_SUFFIXES, summarise, write_report
+
+__all__ = ["BatchRequest", "run_batch"]
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+#: Images with more tiles than this get a second progress bar over their tiles.
+TILE_BAR_MIN = 16
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """The options of `upscaler batch`, as parsed."""
+
+    inputs: tuple[Path, ...]
+    out: Path | None
+    factor: str
+    backend: str
+    weights: Path | None
+    device: str
+    tile: int | None
+    overlap: int | None
+    fmt: str
+    quality: int
+    report: Path | None
+    jobs: int
+    threads: int | None
+    skip_existing: bool
+    dry_run: bool
+    quiet: bool
+
+    def settings(self) -> Settings:
+        threads = self.threads or max(1, _cores() // self.jobs)
+        options = BackendOptions(weights=self.weights, device=self.device, threads=threads)
+        return Settings(self.backend, int(self.factor), self.tile, self.overlap, self.quality, self.skip_existing, options)
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def run_batch(req: BatchRequest) -> int:
+    """Run a batch; returns the exit status."""
+    if req.report and req.report.suffix.lower() not in REPORT_SUFFIXES:
+        return _usage(f"--report must end in {' or '.join(REPORT_SUFFIXES)}")
+    settings = req.settings()
+    try:
+        found = discover(req.inputs, req.out, settings.factor, req.fmt)
+        if not req.dry_run and found.jobs:
+            load_backend(settings.backend, settings.factor, settings.options)
+    except UpscalerError as exc:
+        return _usage(str(exc))
+    if req.dry_run:
+        return _dry_run(found)
+    return _process_all(req, settings, found)
+
+
+def _usage(message: str) -> int:
+    click.echo(f"upscaler: error: {message}", err=True)
+    return EXIT_USAGE
+
+
+def _dry_run(found: Discovery) -> int:
+    for job in found.jobs:
+        click.echo(f"{job.src} -> {job.dst}")
+    for path, reason in found.problems:
+        click.echo(f"{path}: {reason}", err=True)
+    click.echo(f"{len(found.jobs)} images, {len(found.not_images)} other files skipped", err=True)
+    return EXIT_SOME_FAILED if found.problems else EXIT_OK
+
+
+def _process_all(req: BatchRequest, settings: Settings, found: Discovery) -> int:
+    records = [Record(str(p), "", "failed", reason) for p, reason in found.problems]
+    for r in records:
+        click.echo(f"{r.src}: {r.error}", err=True)
+    started = time.perf_counter()
+    interrupted = False
+    bar = _image_bar(req, len(found.jobs))
+    try:
+        for record in _results(req, settings, found.jobs, bar):
+            records.append(record)
+            _announce(record, req, bar)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
+    summary = summarise(records, time.perf_counter() - started, len(found.not_images))
+    if req.report:
+        write_report(req.report, records, summary)
+    if not req.quiet:
+        click.echo(_summary_line(summary), err=True)
+    if interrupted:
+        return EXIT_INTERRUPTED
+    return EXIT_SOME_FAILED if summary["failed"] else EXIT_OK
+
+
+def _results(req: BatchRequest, settings: Settings, jobs: list[Job], bar: tqdm | None) -> Iterator[Record]:  # type: ignore[type-arg]
+    if req.jobs == 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield process_image(job, settings, _tile_progress(bar))
+        return
+    with ProcessPoolExecutor(req.jobs, mp_context=get_context("spawn")) as pool:
+        futures = [pool.submit(process_image, job, settings) for job in jobs]
+        for future in as_completed(futures):
+            yield future.result()
+
+
+def _image_bar(req: BatchRequest, total: int) -> tqdm | None:  # type: ignore[type-arg]
+    if req.quiet or not sys.stderr.isatty():
+        return None
+    return tqdm(total=total, unit="img", dynamic_ncols=True)
+
+
+def _tile_progress(bar: tqdm | None) -> Callable[[int, int], None] | None:  # type: ignore[type-arg]
+    """A callback that shows a tile bar under the image bar for images with many tiles."""
+    if bar is None:
+        return None
+    state: dict[str, tqdm] = {}  # type: ignore[type-arg]
+
+    def update(done: int, total: int) -> None:
+        if total >= TILE_BAR_MIN and "bar" not in state:
+            state["bar"] = tqdm(total=total, unit="tile", leave=False, position=1, dynamic_ncols=True)
+        if "bar" in state:
+            state["bar"].update(done - state["bar"].n)
+            if done == total:
+                state.pop("bar").close()
+
+    return update
+
+
+def _announce(record: Record, req: BatchRequest, bar: tqdm | None) -> None:  # type: ignore[type-arg]
+    if record.status == "failed":
+        message = f"{record.src}: {record.error}"
+        tqdm.write(message, file=sys.stderr) if bar is not None else click.echo(message, err=True)
+    elif bar is None and not req.quiet:
+        click.echo(f"{record.status} {record.src} -> {record.dst} ({record.seconds:.2f} s)", err=True)
+    if bar is not None:
+        bar.update(1)
+
+
+def _summary_line(s: dict[str, object]) -> str:
+    rate = s["megapixels_per_second"]
+    speed = f", {rate} output MP/s" if rate else ""
+    return (
+        f"{s['done']} done, {s['skipped']} skipped, {s['failed']} failed, "
+        f"{s['not_images']} non-image files ignored in {s['seconds']} s{speed}"
+    )
