@@ -125,6 +125,10 @@ def train(data_dirs: Sequence[Path], out: Path, cfg: TrainConfig, export: bool =
     from ._model import build_espcn
 
     keras.utils.set_random_seed(cfg.seed)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
     paths = list_images(data_dirs)
     train_pairs, val_pairs = load_pairs(paths, cfg)
     model = build_espcn(cfg.factor)
@@ -207,5 +211,7 @@ def _patch_sequence(pairs: Sequence[Pair], cfg: TrainConfig) -> tuple[Any, Any]:
         def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
             data.epoch = epoch
 
-    data = PatchSequence(workers=4, use_multiprocessing=False, max_queue_size=16)
+    # One worker: batches are then drawn only after EpochSetter has run, so each step's
+    # batch depends on (seed, step) alone; prefetching threads would race the epoch.
+    data = PatchSequence(workers=1, use_multiprocessing=False)
     return data, EpochSetter()

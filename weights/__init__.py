@@ -10,7 +10,7 @@ from typing import Any
 
 from upscaler._errors import BackendError
 
-__all__ = ["manifest", "shipped_weights"]
+__all__ = ["manifest", "shipped_weights", "verify_file"]
 
 _MANIFEST = "manifest.json"
 
@@ -29,11 +29,18 @@ def shipped_weights(factor: int, kind: str) -> Path:
     entry = next((m for m in manifest()["models"] if m["factor"] == factor), None)
     if entry is None:
         raise BackendError(f"no shipped weights for x{factor}")
-    name, expected = entry[kind]["file"], entry[kind]["sha256"]
-    resource = resources.files(__name__).joinpath(name)
-    if not resource.is_file():
-        raise BackendError(f"shipped weights {name} are missing: reinstall upscaler")
-    digest = hashlib.sha256(resource.read_bytes()).hexdigest()
-    if digest != expected:
-        raise BackendError(f"shipped weights {name} are corrupt (sha256 {digest[:12]}…, expected {expected[:12]}…): reinstall upscaler")
-    return Path(str(resource))
+    path = Path(str(resources.files(__name__).joinpath(entry[kind]["file"])))
+    verify_file(path, entry[kind]["sha256"])
+    return path
+
+
+def verify_file(path: Path, sha256: str) -> None:
+    """Raise BackendError unless `path` exists with this sha256."""
+    if not path.is_file():
+        raise BackendError(f"shipped weights {path.name} are missing: reinstall upscaler")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != sha256:
+        raise BackendError(
+            f"shipped weights {path.name} are corrupt (sha256 {digest[:12]}..., "
+            f"expected {sha256[:12]}...): reinstall upscaler"
+        )

@@ -1,0 +1,77 @@
+"""The shipped ESPCN models: manifest, integrity checks, keras/onnx parity, the model itself."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import SET5, run_cli
+from upscaler._codec import decode
+from upscaler._errors import BackendError
+from upscaler.weights import manifest, shipped_weights, verify_file
+
+
+def test_manifest_lists_every_factor_with_hashes_that_match() -> None:
+    models = {m["factor"]: m for m in manifest()["models"]}
+    assert set(models) == {2, 3, 4}
+    for factor in models:
+        for kind in ("onnx", "keras"):
+            assert shipped_weights(factor, kind).suffix == f".{kind}"  # verified on load
+
+
+def test_missing_or_corrupt_weights_are_refused_clearly(tmp_path: Path) -> None:
+    entry = next(m for m in manifest()["models"] if m["factor"] == 3)
+    copy = tmp_path / "espcn_x3.onnx"
+    shutil.copy(shipped_weights(3, "onnx"), copy)
+    verify_file(copy, entry["onnx"]["sha256"])
+    copy.write_bytes(copy.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(BackendError, match="espcn_x3.onnx are corrupt .*reinstall upscaler"):
+        verify_file(copy, entry["onnx"]["sha256"])
+    with pytest.raises(BackendError, match="missing"):
+        verify_file(tmp_path / "gone.onnx", entry["onnx"]["sha256"])
+
+
+def test_unknown_device_and_missing_cuda_are_clear(tmp_path: Path) -> None:
+    lr = SET5 / "image_SRF_3" / "img_001_SRF_3_LR.png"
+    result = run_cli("batch", lr, "-o", tmp_path, "--device", "tpu")
+    assert result.returncode == 2 and "unknown device 'tpu'" in result.stderr
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        result = run_cli("batch", lr, "-o", tmp_path, "--device", "cuda")
+        assert result.returncode == 2 and "onnxruntime-gpu" in result.stderr
+
+
+@pytest.mark.keras
+def test_keras_and_onnx_backends_agree_on_set5(shared: Path, tmp_path: Path) -> None:
+    pytest.importorskip("tensorflow")
+    lrs = sorted((SET5 / "image_SRF_3").glob("*_LR.png"))
+    for backend in ("onnx", "keras"):
+        result = run_cli("batch", *lrs, "-o", tmp_path / backend, "--backend", backend, "-q")
+        assert result.returncode == 0, result.stderr
+    total = same = 0
+    for lr in lrs:
+        a = decode(tmp_path / "onnx" / lr.name).pixels.astype(int)
+        b = decode(tmp_path / "keras" / lr.name).pixels.astype(int)
+        assert np.abs(a - b).max() <= 1
+        total, same = total + a.size, same + int((a == b).sum())
+    assert same / total >= 0.999
+
+
+@pytest.mark.keras
+def test_model_is_the_article_architecture() -> None:
+    pytest.importorskip("tensorflow")
+    from upscaler._model import build_espcn
+
+    model = build_espcn(3)
+    convs = [layer for layer in model.layers if layer.__class__.__name__ == "Conv2D"]
+    assert [(c.filters, c.kernel_size, c.activation.__name__) for c in convs] == [
+        (64, (5, 5), "tanh"), (32, (3, 3), "tanh"), (32, (3, 3), "tanh"), (9, (3, 3), "linear")]
+    # about 32k multiply-adds per input pixel at x3
+    macs = sum(int(np.prod(c.kernel.shape)) for c in convs)
+    assert 30_000 < macs < 33_000
+    out = np.asarray(model(np.random.rand(2, 7, 5, 1).astype("float32")))
+    assert out.shape == (2, 21, 15, 1)

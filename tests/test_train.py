@@ -1,0 +1,85 @@
+"""`upscaler train` with real TensorFlow on a few BSDS500 photos (the keras extra)."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import BSDS, run_cli, upscaler_command
+from upscaler._train import TrainConfig, make_pair, sample_batch
+
+pytest.importorskip("tensorflow", reason="needs the keras extra")
+pytestmark = pytest.mark.keras
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("photos")
+    for src in sorted((BSDS / "train").glob("*.jpg"))[:5]:
+        shutil.copy(src, folder)
+    return folder
+
+
+def _args(photos: Path, out: Path, steps: int = 20) -> list[object]:
+    return ["train", photos, "--factor", 2, "-o", out, "--steps", steps, "--steps-per-epoch", 10,
+            "--batch", 16, "--val-images", 1, "--seed", 7]
+
+
+def _weights(path: Path) -> list[np.ndarray]:
+    from upscaler._model import load_model
+
+    return [np.asarray(w) for w in load_model(str(path)).get_weights()]
+
+
+def test_sampling_is_a_function_of_seed_and_step(photos: Path) -> None:
+    cfg = TrainConfig(factor=3, batch=8, seed=1)
+    pairs = [make_pair(p, 3) for p in sorted(photos.glob("*.jpg"))]
+    a, b = sample_batch(pairs, cfg, 5), sample_batch(pairs, cfg, 5)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert not np.array_equal(a[0], sample_batch(pairs, cfg, 6)[0])
+    lr, hr = a
+    assert lr.shape == (8, 17, 17, 1) and hr.shape == (8, 51, 51, 1)
+    assert abs(hr.reshape(8, 17, 3, 17, 3).mean(axis=(2, 4)) - lr[..., 0]).mean() < 0.02  # aligned
+
+
+def test_train_writes_keras_onnx_and_facts_reproducibly(photos: Path, tmp_path: Path) -> None:
+    first = run_cli(*_args(photos, tmp_path / "a" / "m.keras"))
+    assert first.returncode == 0, first.stderr
+    for suffix in (".keras", ".onnx", ".json"):
+        assert (tmp_path / "a" / f"m{suffix}").is_file()
+    assert "val_psnr" in first.stdout + first.stderr
+    assert run_cli(*_args(photos, tmp_path / "b" / "m.keras")).returncode == 0
+    for x, y in zip(_weights(tmp_path / "a" / "m.keras"), _weights(tmp_path / "b" / "m.keras")):
+        assert np.array_equal(x, y)
+    batch = run_cli("batch", photos, "-o", tmp_path / "up", "--factor", 2, "--weights", tmp_path / "a" / "m.onnx", "-q")
+    assert batch.returncode == 0, batch.stderr
+    wrong = run_cli("batch", photos, "-o", tmp_path / "up3", "--factor", 3, "--weights", tmp_path / "a" / "m.onnx")
+    assert wrong.returncode == 2 and "upscales by 2, not 3" in wrong.stderr
+
+
+def test_interrupted_training_resumes_to_the_same_weights(photos: Path, tmp_path: Path) -> None:
+    straight = tmp_path / "straight" / "m.keras"
+    assert run_cli(*_args(photos, straight, steps=40)).returncode == 0
+    out = tmp_path / "resumed" / "m.keras"
+    proc = subprocess.Popen([*upscaler_command(), *map(str, _args(photos, out, steps=40))],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = out.with_name("m.keras.ckpt") / "training_metadata.json"
+    deadline = time.monotonic() + 120
+    while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not out.exists(), "training finished before it could be interrupted"
+    resumed = run_cli(*_args(photos, out, steps=40))
+    assert resumed.returncode == 0, resumed.stderr
+    log = resumed.stdout + resumed.stderr
+    assert "Epoch 1/4" not in log and "Epoch 4/4" in log  # it went on from the checkpoint
+    # Same batches, restored optimizer state: the same weights up to float reordering.
+    for x, y in zip(_weights(straight), _weights(out)):
+        np.testing.assert_allclose(x, y, rtol=0, atol=1e-3)
