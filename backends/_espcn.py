@@ -17,7 +17,9 @@ ESPCN_HALO = 5
 ESPCN_TILE = 256
 
 
-def check_factor(run: Callable[[NDArray[np.float32]], NDArray[np.float32]], factor: int, source: object) -> None:
+def check_factor(
+    run: Callable[[NDArray[np.float32]], NDArray[np.float32]], factor: int, source: object
+) -> None:
     """Run the model once on an 8x8 input; refuse it unless it returns 8*factor squared."""
     try:
         out = np.asarray(run(np.zeros((1, 8, 8, 1), np.float32)))

@@ -61,11 +61,14 @@ class _Plugin:
 
     def create(self, factor: int, options: BackendOptions) -> KerasBackend:
         if options.device != "cpu":
-            raise BackendError("the keras backend runs on the CPU here; use --backend onnx --device cuda")
+            raise BackendError(
+                "the keras backend runs on the CPU here; use --backend onnx --device cuda"
+            )
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
         _set_threads(options.threads)
-        from upscaler._model import load_model
         from upscaler.weights import shipped_weights
+
+        from upscaler._model import load_model
 
         path = options.weights or shipped_weights(factor, "keras")
         try:

@@ -44,7 +44,9 @@ def _providers(device: str) -> list[str]:
     if wanted is None:
         raise BackendError(f"unknown device {device!r} (use cpu or cuda)")
     if wanted not in ort.get_available_providers():
-        raise BackendError(f"--device {device} needs onnxruntime-gpu with CUDA (`pip install onnxruntime-gpu`)")
+        raise BackendError(
+            f"--device {device} needs onnxruntime-gpu with CUDA (`pip install onnxruntime-gpu`)"
+        )
     return [wanted] if device == "cpu" else [wanted, "CPUExecutionProvider"]
 
 
@@ -58,7 +60,6 @@ class _Plugin:
 
     def create(self, factor: int, options: BackendOptions) -> OnnxBackend:
         import onnxruntime as ort
-
         from upscaler.weights import shipped_weights
 
         path = options.weights or shipped_weights(factor, "onnx")

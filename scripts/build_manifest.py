@@ -34,10 +34,17 @@ def set5_psnr(shared: Path, factor: int, model: Path) -> float:
 def entry(shared: Path, factor: int) -> dict[str, object]:
     stem = WEIGHTS / f"espcn_x{factor}"
     files = {kind: stem.with_suffix(f".{kind}") for kind in ("onnx", "keras")}
-    facts = json.loads(stem.with_suffix(".json").read_text()) if stem.with_suffix(".json").exists() else {}
+    facts = (
+        json.loads(stem.with_suffix(".json").read_text())
+        if stem.with_suffix(".json").exists()
+        else {}
+    )
     return {
         "factor": factor,
-        **{kind: {"file": p.name, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()} for kind, p in files.items()},
+        **{
+            kind: {"file": p.name, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+            for kind, p in files.items()
+        },
         "steps": facts.get("config", {}).get("steps"),
         "set5_psnr_y": set5_psnr(shared, factor, files["onnx"]),
     }
@@ -45,8 +52,15 @@ def entry(shared: Path, factor: int) -> dict[str, object]:
 
 def main() -> None:
     shared = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared"
-    old = json.loads((WEIGHTS / "manifest.json").read_text()) if (WEIGHTS / "manifest.json").exists() else {}
-    manifest = {"training": old.get("training", {}), "models": [entry(shared, f) for f in (2, 3, 4)]}
+    old = (
+        json.loads((WEIGHTS / "manifest.json").read_text())
+        if (WEIGHTS / "manifest.json").exists()
+        else {}
+    )
+    manifest = {
+        "training": old.get("training", {}),
+        "models": [entry(shared, f) for f in (2, 3, 4)],
+    }
     (WEIGHTS / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     print(json.dumps(manifest["models"], indent=2))
 

@@ -25,11 +25,18 @@ def upscaler_command() -> list[str]:
     return [str(script)] if script.exists() else [shutil.which("upscaler") or "upscaler"]
 
 
-def run_cli(*args: object, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: object, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run the installed `upscaler` command as a subprocess, with no standard input."""
     return subprocess.run(
         [*upscaler_command(), *map(str, args)],
-        capture_output=True, text=True, cwd=cwd, env=env, stdin=subprocess.DEVNULL, timeout=600,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        timeout=600,
     )
 
 

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from conftest import photo, run_cli, upscaler_command
+from PIL import Image
 
 
 @pytest.fixture()
@@ -25,9 +24,13 @@ def mixed_tree(tmp_path: Path) -> Path:
     return root
 
 
-def test_batch_bicubic_writes_every_image_three_times_larger(mixed_tree: Path, tmp_path: Path) -> None:
+def test_batch_bicubic_writes_every_image_three_times_larger(
+    mixed_tree: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
-    result = run_cli("batch", mixed_tree, "-o", out, "--backend", "bicubic", "--factor", 3, "--format", "png")
+    result = run_cli(
+        "batch", mixed_tree, "-o", out, "--backend", "bicubic", "--factor", 3, "--format", "png"
+    )
     assert result.returncode == 0, result.stderr
     for src in mixed_tree.rglob("*.*"):
         dst = (out / src.relative_to(mixed_tree)).with_suffix(".png")
@@ -40,7 +43,9 @@ def test_batch_bicubic_writes_every_image_three_times_larger(mixed_tree: Path, t
 def test_one_corrupt_file_fails_alone_with_exit_1(mixed_tree: Path, tmp_path: Path) -> None:
     (mixed_tree / "nested" / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is no jpeg")
     out = tmp_path / "out"
-    result = run_cli("batch", mixed_tree, "-o", out, "--backend", "bicubic", "--report", tmp_path / "r.json")
+    result = run_cli(
+        "batch", mixed_tree, "-o", out, "--backend", "bicubic", "--report", tmp_path / "r.json"
+    )
     assert result.returncode == 1
     assert f"{mixed_tree / 'nested' / 'broken.jpg'}: " in result.stderr
     assert len(list(out.rglob("*.*"))) == 4 and not (out / "nested" / "broken.jpg").exists()
@@ -48,7 +53,9 @@ def test_one_corrupt_file_fails_alone_with_exit_1(mixed_tree: Path, tmp_path: Pa
     assert report["summary"]["failed"] == 1 and report["summary"]["done"] == 4
 
 
-def test_rerun_skips_up_to_date_outputs_and_overwrite_redoes(mixed_tree: Path, tmp_path: Path) -> None:
+def test_rerun_skips_up_to_date_outputs_and_overwrite_redoes(
+    mixed_tree: Path, tmp_path: Path
+) -> None:
     args = ("batch", mixed_tree, "-o", tmp_path / "out", "--backend", "bicubic", "-q")
     assert run_cli(*args).returncode == 0
     again = run_cli(*args, "--report", tmp_path / "r.csv")
@@ -59,7 +66,9 @@ def test_rerun_skips_up_to_date_outputs_and_overwrite_redoes(mixed_tree: Path, t
 
 
 def test_dry_run_writes_nothing(mixed_tree: Path, tmp_path: Path) -> None:
-    result = run_cli("batch", mixed_tree, "-o", tmp_path / "out", "--dry-run", "--backend", "bicubic")
+    result = run_cli(
+        "batch", mixed_tree, "-o", tmp_path / "out", "--dry-run", "--backend", "bicubic"
+    )
     assert result.returncode == 0 and result.stdout.count(" -> ") == 4
     assert not (tmp_path / "out").exists()
 
@@ -74,8 +83,18 @@ def test_usage_errors_exit_2(mixed_tree: Path) -> None:
 
 
 def test_jobs_use_worker_processes_with_the_same_results(mixed_tree: Path, tmp_path: Path) -> None:
-    assert run_cli("batch", mixed_tree, "-o", tmp_path / "one", "--backend", "bicubic", "-q").returncode == 0
-    assert run_cli("batch", mixed_tree, "-o", tmp_path / "two", "--backend", "bicubic", "-q", "--jobs", 2).returncode == 0
+    assert (
+        run_cli(
+            "batch", mixed_tree, "-o", tmp_path / "one", "--backend", "bicubic", "-q"
+        ).returncode
+        == 0
+    )
+    assert (
+        run_cli(
+            "batch", mixed_tree, "-o", tmp_path / "two", "--backend", "bicubic", "-q", "--jobs", 2
+        ).returncode
+        == 0
+    )
     for a in (tmp_path / "one").rglob("*.*"):
         b = tmp_path / "two" / a.relative_to(tmp_path / "one")
         assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
@@ -97,7 +116,11 @@ def test_help_and_version_do_not_import_frameworks() -> None:
         "heavy = [m for m in ('onnxruntime', 'tensorflow', 'keras', 'numpy', 'PIL') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
     assert "HEAVY []" in out
-    version = subprocess.run([*upscaler_command(), "--version"], capture_output=True, text=True, check=True)
+    version = subprocess.run(
+        [*upscaler_command(), "--version"], capture_output=True, text=True, check=True
+    )
     assert version.stdout.startswith("upscaler, version ")

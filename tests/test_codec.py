@@ -8,19 +8,27 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import photo
 from PIL import Image, ImageCms
 
-from conftest import photo
 from upscaler._codec import Metadata, decode, encode
 from upscaler._errors import ImageError
 
 
 @pytest.mark.parametrize(
     ("mode", "expected_shape", "dtype"),
-    [("L", (6, 9), np.uint8), ("LA", (6, 9, 2), np.uint8), ("RGB", (6, 9, 3), np.uint8),
-     ("RGBA", (6, 9, 4), np.uint8), ("P", (6, 9, 3), np.uint8), ("1", (6, 9), np.uint8)],
+    [
+        ("L", (6, 9), np.uint8),
+        ("LA", (6, 9, 2), np.uint8),
+        ("RGB", (6, 9, 3), np.uint8),
+        ("RGBA", (6, 9, 4), np.uint8),
+        ("P", (6, 9, 3), np.uint8),
+        ("1", (6, 9), np.uint8),
+    ],
 )
-def test_decode_modes(tmp_path: Path, mode: str, expected_shape: tuple[int, ...], dtype: type) -> None:
+def test_decode_modes(
+    tmp_path: Path, mode: str, expected_shape: tuple[int, ...], dtype: type
+) -> None:
     path = tmp_path / "a.png"
     photo(9, 6, "RGBA" if mode in ("LA", "RGBA") else "RGB").convert(mode).save(path)
     img = decode(path)

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-
 from conftest import photo
+
 from upscaler._discover import OutputInsideInput, discover
 
 
@@ -27,15 +27,23 @@ def tree(tmp_path: Path) -> Path:
 
 def test_mirrors_relative_paths_under_out(tree: Path, tmp_path: Path) -> None:
     found = discover([tree], tmp_path / "out", 3, "same")
-    pairs = {(j.src.relative_to(tree).as_posix(), j.dst.relative_to(tmp_path / "out").as_posix()) for j in found.jobs}
+    pairs = {
+        (j.src.relative_to(tree).as_posix(), j.dst.relative_to(tmp_path / "out").as_posix())
+        for j in found.jobs
+    }
     assert pairs == {("top.jpg", "top.jpg"), ("a/b/deep.png", "a/b/deep.png")}
     assert [p.name for p in found.not_images] == ["notes.txt"]
-    assert [(p.name, why) for p, why in found.problems] == [("dangling.png", "dangling symbolic link")]
+    assert [(p.name, why) for p, why in found.problems] == [
+        ("dangling.png", "dangling symbolic link")
+    ]
 
 
 def test_default_output_is_a_sibling_and_format_changes_suffix(tree: Path) -> None:
     found = discover([tree], None, 2, "png")
-    assert {j.dst for j in found.jobs} == {tree.with_name("photos-x2") / "top.png", tree.with_name("photos-x2") / "a/b/deep.png"}
+    assert {j.dst for j in found.jobs} == {
+        tree.with_name("photos-x2") / "top.png",
+        tree.with_name("photos-x2") / "a/b/deep.png",
+    }
 
 
 def test_single_file_goes_beside_its_folder(tree: Path) -> None:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import SET5, run_cli
+from upscaler.weights import manifest, shipped_weights, verify_file
+
 from upscaler._codec import decode
 from upscaler._errors import BackendError
-from upscaler.weights import manifest, shipped_weights, verify_file
 
 
 def test_manifest_lists_every_factor_with_hashes_that_match() -> None:
@@ -69,7 +69,11 @@ def test_model_is_the_article_architecture() -> None:
     model = build_espcn(3)
     convs = [layer for layer in model.layers if layer.__class__.__name__ == "Conv2D"]
     assert [(c.filters, c.kernel_size, c.activation.__name__) for c in convs] == [
-        (64, (5, 5), "tanh"), (32, (3, 3), "tanh"), (32, (3, 3), "tanh"), (9, (3, 3), "linear")]
+        (64, (5, 5), "tanh"),
+        (32, (3, 3), "tanh"),
+        (32, (3, 3), "tanh"),
+        (9, (3, 3), "linear"),
+    ]
     # about 32k multiply-adds per input pixel at x3
     macs = sum(int(np.prod(c.kernel.shape)) for c in convs)
     assert 30_000 < macs < 33_000

@@ -15,15 +15,36 @@ def test_wheel_installs_everything_under_upscaler(tmp_path: Path) -> None:
     junk = shutil.ignore_patterns(".*", "build", "dist", "*.egg-info", "__pycache__", "runs")
     src = shutil.copytree(ROOT, tmp_path / "src", ignore=junk)  # build writes into its source
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path), str(src)],
-        check=True, capture_output=True, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--no-isolation",
+            "--outdir",
+            str(tmp_path),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
     )
     (wheel,) = tmp_path.glob("upscaler-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     outside = [n for n in names if not n.startswith(("upscaler/", "upscaler-"))]
     assert outside == []
-    for needed in ("upscaler/backends/onnx.py", "upscaler/backends/bicubic.py", "upscaler/weights/manifest.json",
-                   "upscaler/weights/espcn_x3.onnx", "upscaler/weights/espcn_x3.keras", "upscaler/py.typed"):
+    for needed in (
+        "upscaler/backends/onnx.py",
+        "upscaler/backends/bicubic.py",
+        "upscaler/weights/manifest.json",
+        "upscaler/weights/espcn_x3.onnx",
+        "upscaler/weights/espcn_x3.keras",
+        "upscaler/py.typed",
+    ):
         assert needed in names
-    entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
+    entry_points = (
+        zipfile.ZipFile(wheel)
+        .read(next(n for n in names if n.endswith("entry_points.txt")))
+        .decode()
+    )
     assert "bicubic = upscaler.backends.bicubic:plugin" in entry_points

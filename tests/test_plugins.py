@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import photo, run_cli
 from PIL import Image
 
-from conftest import photo, run_cli
-
-PLUGIN = '''
+PLUGIN = """
 import numpy as np
 
 class Nearest:
@@ -38,7 +37,7 @@ class Plugin:
         return Nearest(factor)
 
 plugin = Plugin()
-'''
+"""
 
 
 @pytest.fixture()
@@ -47,8 +46,12 @@ def plugin_env(tmp_path: Path) -> dict[str, str]:
     dist = site / "thirdparty_nearest-1.0.dist-info"
     dist.mkdir(parents=True)
     (site / "thirdparty_nearest.py").write_text(PLUGIN)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-nearest\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[upscaler.backends]\nnearest = thirdparty_nearest:plugin\n")
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: thirdparty-nearest\nVersion: 1.0\n"
+    )
+    (dist / "entry_points.txt").write_text(
+        "[upscaler.backends]\nnearest = thirdparty_nearest:plugin\n"
+    )
     return {**os.environ, "PYTHONPATH": str(site)}
 
 
@@ -58,7 +61,9 @@ def test_plugin_is_listed_with_its_distribution(plugin_env: dict[str, str]) -> N
     assert "x2,x3" in line and "available" in line and "thirdparty-nearest" in line
 
 
-def test_plugin_runs_a_batch_without_importing_other_backends(plugin_env: dict[str, str], tmp_path: Path) -> None:
+def test_plugin_runs_a_batch_without_importing_other_backends(
+    plugin_env: dict[str, str], tmp_path: Path
+) -> None:
     src = tmp_path / "in"
     src.mkdir()
     photo(20, 14).save(src / "a.png")
@@ -71,7 +76,9 @@ def test_plugin_runs_a_batch_without_importing_other_backends(plugin_env: dict[s
             print("EXIT", exc.code)
         print("LOADED", sorted(m for m in sys.modules if m.startswith(("upscaler.backends.", "onnxruntime", "tensorflow"))))
     """)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=plugin_env).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=plugin_env
+    ).stdout
     assert "EXIT 0" in out and "LOADED []" in out
     expected = np.asarray(Image.open(src / "a.png")).repeat(2, 0).repeat(2, 1)
     assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "a.png")), expected)
@@ -79,5 +86,15 @@ def test_plugin_runs_a_batch_without_importing_other_backends(plugin_env: dict[s
 
 def test_plugin_factor_is_checked(plugin_env: dict[str, str], tmp_path: Path) -> None:
     photo(8, 8).save(tmp_path / "a.png")
-    result = run_cli("batch", tmp_path / "a.png", "-o", tmp_path / "o", "--backend", "nearest", "--factor", "4", env=plugin_env)
+    result = run_cli(
+        "batch",
+        tmp_path / "a.png",
+        "-o",
+        tmp_path / "o",
+        "--backend",
+        "nearest",
+        "--factor",
+        "4",
+        env=plugin_env,
+    )
     assert result.returncode == 2 and "supports factors (2, 3), not 4" in result.stderr

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import SET5, run_cli
+
 from upscaler._codec import decode
 from upscaler._metrics import psnr_y
 
@@ -20,7 +20,9 @@ def set5_psnr(backend: str, factor: int, out: Path, *extra: str) -> float:
     folder = SET5 / f"image_SRF_{factor}"
     lrs = sorted(folder.glob("*_LR.png"))
     assert len(lrs) == 5
-    result = run_cli("batch", *lrs, "-o", out, "--backend", backend, "--factor", factor, "-q", *extra)
+    result = run_cli(
+        "batch", *lrs, "-o", out, "--backend", backend, "--factor", factor, "-q", *extra
+    )
     assert result.returncode == 0, result.stderr
     scores = []
     for lr in lrs:
@@ -32,7 +34,9 @@ def set5_psnr(backend: str, factor: int, out: Path, *extra: str) -> float:
 
 @pytest.mark.parametrize("factor", [2, 3, 4])
 def test_bicubic_reproduces_published_set5_psnr(shared: Path, tmp_path: Path, factor: int) -> None:
-    assert set5_psnr("bicubic", factor, tmp_path) == pytest.approx(PUBLISHED_BICUBIC[factor], abs=0.05)
+    assert set5_psnr("bicubic", factor, tmp_path) == pytest.approx(
+        PUBLISHED_BICUBIC[factor], abs=0.05
+    )
 
 
 @pytest.mark.parametrize("factor", [2, 3, 4])

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from upscaler.backends.bicubic import BicubicBackend
 
 from upscaler._engine import upscale_pixels
 from upscaler._registry import load_backend
 from upscaler._tiling import batches, plan_spans, plan_tiles
-from upscaler.backends.bicubic import BicubicBackend
 
 
 @given(length=st.integers(1, 400), tile=st.integers(1, 120), overlap=st.integers(0, 12))
@@ -21,7 +21,7 @@ def test_spans_cover_the_axis_once_with_context(length: int, tile: int, overlap:
     assert spans[0].start == 0 and spans[-1].stop == length
     sizes = {s.pad_stop - s.pad_start for s in spans}
     assert sizes == {min(length, tile + 2 * overlap)}  # one padded shape: one batch
-    for a, b in zip(spans, spans[1:]):
+    for a, b in zip(spans, spans[1:], strict=False):
         assert a.stop == b.start
     for s in spans:
         assert 0 <= s.pad_start <= max(s.start - overlap, 0)
@@ -57,9 +57,17 @@ sizes = st.one_of(
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(size=sizes, tile=st.integers(8, 64), extra=st.integers(0, 4), channels=st.sampled_from([1, 2, 3, 4]),
-       factor=st.sampled_from([2, 3, 4]), seed=st.integers(0, 1000))
-def test_bicubic_tiled_equals_untiled(size: tuple[int, int], tile: int, extra: int, channels: int, factor: int, seed: int) -> None:
+@given(
+    size=sizes,
+    tile=st.integers(8, 64),
+    extra=st.integers(0, 4),
+    channels=st.sampled_from([1, 2, 3, 4]),
+    factor=st.sampled_from([2, 3, 4]),
+    seed=st.integers(0, 1000),
+)
+def test_bicubic_tiled_equals_untiled(
+    size: tuple[int, int], tile: int, extra: int, channels: int, factor: int, seed: int
+) -> None:
     img = _image(*size, channels, seed)
     backend = BicubicBackend(factor)
     whole = upscale_pixels(img, backend, tile=max(size) + 1)
@@ -67,9 +75,16 @@ def test_bicubic_tiled_equals_untiled(size: tuple[int, int], tile: int, extra: i
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(size=sizes, tile=st.integers(8, 48), extra=st.integers(0, 3), channels=st.sampled_from([1, 3, 4]),
-       seed=st.integers(0, 1000))
-def test_espcn_tiled_equals_untiled(size: tuple[int, int], tile: int, extra: int, channels: int, seed: int) -> None:
+@given(
+    size=sizes,
+    tile=st.integers(8, 48),
+    extra=st.integers(0, 3),
+    channels=st.sampled_from([1, 3, 4]),
+    seed=st.integers(0, 1000),
+)
+def test_espcn_tiled_equals_untiled(
+    size: tuple[int, int], tile: int, extra: int, channels: int, seed: int
+) -> None:
     img = _image(*size, channels, seed)
     backend = load_backend("onnx", 3)
     whole = upscale_pixels(img, backend, tile=max(size) + 1)
@@ -78,7 +93,7 @@ def test_espcn_tiled_equals_untiled(size: tuple[int, int], tile: int, extra: int
 
 
 def test_images_smaller_than_one_tile_and_16_bit() -> None:
-    img = (_image(5, 7, 3, 1).astype(np.uint16) * 257)
+    img = _image(5, 7, 3, 1).astype(np.uint16) * 257
     out = upscale_pixels(img, BicubicBackend(2), tile=512)
     assert out.shape == (10, 14, 3) and out.dtype == np.uint16
     assert len(np.unique(out)) > 256  # really 16-bit values, not 8-bit ones scaled

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import BSDS, run_cli, upscaler_command
+
 from upscaler._train import TrainConfig, make_pair, sample_batch
 
 pytest.importorskip("tensorflow", reason="needs the keras extra")
@@ -27,8 +27,24 @@ def photos(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _args(photos: Path, out: Path, steps: int = 20) -> list[object]:
-    return ["train", photos, "--factor", 2, "-o", out, "--steps", steps, "--steps-per-epoch", 10,
-            "--batch", 16, "--val-images", 1, "--seed", 7]
+    return [
+        "train",
+        photos,
+        "--factor",
+        2,
+        "-o",
+        out,
+        "--steps",
+        steps,
+        "--steps-per-epoch",
+        10,
+        "--batch",
+        16,
+        "--val-images",
+        1,
+        "--seed",
+        7,
+    ]
 
 
 def _weights(path: Path) -> list[np.ndarray]:
@@ -41,7 +57,7 @@ def test_sampling_is_a_function_of_seed_and_step(photos: Path) -> None:
     cfg = TrainConfig(factor=3, batch=8, seed=1)
     pairs = [make_pair(p, 3) for p in sorted(photos.glob("*.jpg"))]
     a, b = sample_batch(pairs, cfg, 5), sample_batch(pairs, cfg, 5)
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     assert not np.array_equal(a[0], sample_batch(pairs, cfg, 6)[0])
     lr, hr = a
     assert lr.shape == (8, 17, 17, 1) and hr.shape == (8, 51, 51, 1)
@@ -55,11 +71,32 @@ def test_train_writes_keras_onnx_and_facts_reproducibly(photos: Path, tmp_path: 
         assert (tmp_path / "a" / f"m{suffix}").is_file()
     assert "val_psnr" in first.stdout + first.stderr
     assert run_cli(*_args(photos, tmp_path / "b" / "m.keras")).returncode == 0
-    for x, y in zip(_weights(tmp_path / "a" / "m.keras"), _weights(tmp_path / "b" / "m.keras")):
+    for x, y in zip(
+        _weights(tmp_path / "a" / "m.keras"), _weights(tmp_path / "b" / "m.keras"), strict=True
+    ):
         assert np.array_equal(x, y)
-    batch = run_cli("batch", photos, "-o", tmp_path / "up", "--factor", 2, "--weights", tmp_path / "a" / "m.onnx", "-q")
+    batch = run_cli(
+        "batch",
+        photos,
+        "-o",
+        tmp_path / "up",
+        "--factor",
+        2,
+        "--weights",
+        tmp_path / "a" / "m.onnx",
+        "-q",
+    )
     assert batch.returncode == 0, batch.stderr
-    wrong = run_cli("batch", photos, "-o", tmp_path / "up3", "--factor", 3, "--weights", tmp_path / "a" / "m.onnx")
+    wrong = run_cli(
+        "batch",
+        photos,
+        "-o",
+        tmp_path / "up3",
+        "--factor",
+        3,
+        "--weights",
+        tmp_path / "a" / "m.onnx",
+    )
     assert wrong.returncode == 2 and "upscales by 2, not 3" in wrong.stderr
 
 
@@ -67,8 +104,11 @@ def test_interrupted_training_resumes_to_the_same_weights(photos: Path, tmp_path
     straight = tmp_path / "straight" / "m.keras"
     assert run_cli(*_args(photos, straight, steps=40)).returncode == 0
     out = tmp_path / "resumed" / "m.keras"
-    proc = subprocess.Popen([*upscaler_command(), *map(str, _args(photos, out, steps=40))],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*upscaler_command(), *map(str, _args(photos, out, steps=40))],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     marker = out.with_name("m.keras.ckpt") / "training_metadata.json"
     deadline = time.monotonic() + 120
     while not marker.exists() and proc.poll() is None and time.monotonic() < deadline:
@@ -81,5 +121,5 @@ def test_interrupted_training_resumes_to_the_same_weights(photos: Path, tmp_path
     log = resumed.stdout + resumed.stderr
     assert "Epoch 1/4" not in log and "Epoch 4/4" in log  # it went on from the checkpoint
     # Same batches, restored optimizer state: the same weights up to float reordering.
-    for x, y in zip(_weights(straight), _weights(out)):
+    for x, y in zip(_weights(straight), _weights(out), strict=True):
         np.testing.assert_allclose(x, y, rtol=0, atol=1e-3)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
@@ -19,7 +19,7 @@ DEFAULT_BACKEND = "onnx"
 
 
 def upscale_array(
-    pixels: NDArray[np.generic],
+    pixels: NDArray[Any],
     factor: int = 3,
     backend: str = DEFAULT_BACKEND,
     *,
@@ -28,7 +28,7 @@ def upscale_array(
     weights: Path | None = None,
     device: str = "cpu",
     threads: int | None = None,
-) -> NDArray[np.generic]:
+) -> NDArray[Any]:
     """Upscale an (H, W) or (H, W, C) uint8/uint16/float32 array (C: 2=LA, 3=RGB, 4=RGBA).
 
     float32 values are taken to be in [0, 1]. Returns the same dtype and channels.

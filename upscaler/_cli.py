@@ -24,19 +24,78 @@ def cli() -> None:
 
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", "out", type=click.Path(file_okay=False, path_type=Path), help="Output folder [default: <input>-x<factor> beside each input folder].")
-@click.option("--factor", type=click.Choice(["2", "3", "4"]), default="3", show_default=True, help="Upscaling factor.")
-@click.option("--backend", default=DEFAULT_BACKEND, show_default=True, help="Backend name (see `upscaler backends`).")
-@click.option("--weights", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="Model file for the onnx/keras backends instead of the shipped one.")
-@click.option("--device", default="cpu", show_default=True, help="Where a network backend runs: cpu or cuda.")
-@click.option("--tile", type=click.IntRange(min=8), help="Tile side in input pixels [default: the backend's].")
-@click.option("--overlap", type=click.IntRange(min=0), help="Context added around each tile, in input pixels [default: the backend's halo; at least 2].")
-@click.option("--format", "fmt", type=click.Choice(FORMAT_CHOICES), default="same", show_default=True, help="Output format; `same` keeps each input's.")
-@click.option("--quality", type=click.IntRange(1, 100), default=95, show_default=True, help="JPEG/WebP quality.")
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Write a per-image report (.json or .csv).")
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True, help="Images processed in parallel (worker processes).")
-@click.option("--threads", type=click.IntRange(min=1), help="Threads per backend [default: cores / jobs].")
-@click.option("--skip-existing/--overwrite", default=True, show_default=True, help="Skip images whose output exists and is newer than the input.")
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Output folder [default: <input>-x<factor> beside each input folder].",
+)
+@click.option(
+    "--factor",
+    type=click.Choice(["2", "3", "4"]),
+    default="3",
+    show_default=True,
+    help="Upscaling factor.",
+)
+@click.option(
+    "--backend",
+    default=DEFAULT_BACKEND,
+    show_default=True,
+    help="Backend name (see `upscaler backends`).",
+)
+@click.option(
+    "--weights",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Model file for the onnx/keras backends instead of the shipped one.",
+)
+@click.option(
+    "--device", default="cpu", show_default=True, help="Where a network backend runs: cpu or cuda."
+)
+@click.option(
+    "--tile", type=click.IntRange(min=8), help="Tile side in input pixels [default: the backend's]."
+)
+@click.option(
+    "--overlap",
+    type=click.IntRange(min=0),
+    help="Context around each tile, in input pixels [default: the backend's halo; at least 2].",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMAT_CHOICES),
+    default="same",
+    show_default=True,
+    help="Output format; `same` keeps each input's.",
+)
+@click.option(
+    "--quality",
+    type=click.IntRange(1, 100),
+    default=95,
+    show_default=True,
+    help="JPEG/WebP quality.",
+)
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a per-image report (.json or .csv).",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Images processed in parallel (worker processes).",
+)
+@click.option(
+    "--threads", type=click.IntRange(min=1), help="Threads per backend [default: cores / jobs]."
+)
+@click.option(
+    "--skip-existing/--overwrite",
+    default=True,
+    show_default=True,
+    help="Skip images whose output exists and is newer than the input.",
+)
 @click.option("--dry-run", is_flag=True, help="List what would be done, write nothing.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output; errors are still printed.")
 def batch(**kwargs: object) -> None:
@@ -63,33 +122,82 @@ def backends() -> None:
 
 
 @cli.command()
-@click.argument("data_dirs", nargs=-1, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--factor", type=click.Choice(["2", "3", "4"]), required=True, help="Upscaling factor.")
-@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="Model to write (.keras); its ONNX export goes beside it.")
-@click.option("--steps", default=37_000, show_default=True, help="Optimiser steps (a multiple of --steps-per-epoch).")
-@click.option("--steps-per-epoch", default=1_000, show_default=True, help="Steps between validation and checkpoint.")
+@click.argument(
+    "data_dirs",
+    nargs=-1,
+    required=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+)
+@click.option(
+    "--factor", type=click.Choice(["2", "3", "4"]), required=True, help="Upscaling factor."
+)
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Model to write (.keras); its ONNX export goes beside it.",
+)
+@click.option(
+    "--steps",
+    default=37_000,
+    show_default=True,
+    help="Optimiser steps (a multiple of --steps-per-epoch).",
+)
+@click.option(
+    "--steps-per-epoch",
+    default=1_000,
+    show_default=True,
+    help="Steps between validation and checkpoint.",
+)
 @click.option("--batch", default=512, show_default=True, help="Patches per step.")
 @click.option("--patch", default=17, show_default=True, help="Patch side in low-resolution pixels.")
-@click.option("--learning-rate", default=1e-3, show_default=True, help="Adam's initial rate (cosine decay to 0).")
-@click.option("--seed", default=0, show_default=True, help="Seed for weights, validation pick and sampling.")
-@click.option("--val-images", default=8, show_default=True, help="Photos held out for validation PSNR.")
-@click.option("--export/--no-export", default=True, show_default=True, help="Also write OUT's ONNX export (needs the TensorFlow backend).")
-def train(data_dirs: tuple[Path, ...], factor: str, out: Path, export: bool, **options: int | float) -> None:
+@click.option(
+    "--learning-rate",
+    default=1e-3,
+    show_default=True,
+    help="Adam's initial rate (cosine decay to 0).",
+)
+@click.option(
+    "--seed", default=0, show_default=True, help="Seed for weights, validation pick and sampling."
+)
+@click.option(
+    "--val-images", default=8, show_default=True, help="Photos held out for validation PSNR."
+)
+@click.option(
+    "--export/--no-export",
+    default=True,
+    show_default=True,
+    help="Also write OUT's ONNX export (needs the TensorFlow backend).",
+)
+def train(
+    data_dirs: tuple[Path, ...], factor: str, out: Path, export: bool, **options: int | float
+) -> None:
     """Train ESPCN on the photos in DATA_DIRS (needs `pip install upscaler[keras]`).
 
     Checkpoints go to OUT.ckpt/ after every epoch; running the same command again after an
     interruption resumes from there. Writes OUT (.keras), OUT with .onnx and a .json of facts.
     """
-    from ._train import TrainConfig, train as run_training
+    from ._train import TrainConfig
+    from ._train import train as run_training
 
     cfg = TrainConfig(factor=int(factor), **options)  # type: ignore[arg-type]
     facts = run_training(data_dirs, out, cfg, export=export)
-    click.echo(f"wrote {out} (validation PSNR {facts['val_psnr']:.2f} dB, {facts['train_seconds']:.0f} s)")
+    click.echo(
+        f"wrote {out} (validation PSNR {facts['val_psnr']:.2f} dB, {facts['train_seconds']:.0f} s)"
+    )
 
 
 @cli.command()
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("-o", "--output", "out", type=click.Path(dir_okay=False, path_type=Path), help="ONNX file to write [default: MODEL with .onnx].")
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="ONNX file to write [default: MODEL with .onnx].",
+)
 def export(model: Path, out: Path | None) -> None:
     """Export a trained .keras MODEL to ONNX (needs the keras extra)."""
     from ._train import export_onnx

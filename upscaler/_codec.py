@@ -11,11 +11,12 @@ import os
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, PngImagePlugin
+from PIL import Image, PngImagePlugin, TiffImagePlugin, UnidentifiedImageError
 
 from ._errors import ImageError
 
@@ -32,10 +33,32 @@ __all__ = [
 ]
 
 #: --format choices -> (Pillow format, file suffix).
-FORMATS = {"png": ("PNG", ".png"), "jpg": ("JPEG", ".jpg"), "webp": ("WEBP", ".webp"), "tiff": ("TIFF", ".tif")}
-_WRITABLE = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP"}
+FORMATS = {
+    "png": ("PNG", ".png"),
+    "jpg": ("JPEG", ".jpg"),
+    "webp": ("WEBP", ".webp"),
+    "tiff": ("TIFF", ".tif"),
+}
+_WRITABLE = {
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
+}
 READABLE_SUFFIXES = frozenset([*_WRITABLE, ".gif"])
-_MODES = {"1": "L", "L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA", "I;16": "I;16", "I;16B": "I;16", "I;16L": "I;16"}
+_MODES = {
+    "1": "L",
+    "L": "L",
+    "LA": "LA",
+    "RGB": "RGB",
+    "RGBA": "RGBA",
+    "I;16": "I;16",
+    "I;16B": "I;16",
+    "I;16L": "I;16",
+}
 
 
 @dataclass(frozen=True)
@@ -57,7 +80,7 @@ class Metadata:
 class Decoded:
     """An image as pixels: (H, W) or (H, W, C) uint8/uint16, C in 2 (LA), 3 (RGB), 4 (RGBA)."""
 
-    pixels: NDArray[np.uint8] | NDArray[np.uint16]
+    pixels: NDArray[Any]
     format: str
     metadata: Metadata
 
@@ -78,14 +101,14 @@ def decode(path: Path) -> Decoded:
 
 def _reason(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
-    if isinstance(exc, Image.UnidentifiedImageError):
+    if isinstance(exc, UnidentifiedImageError):
         return "not a recognised image file"
     if "truncated" in text.lower():
         return "truncated image file"
     return text.replace(str(getattr(exc, "filename", "") or "\0"), "").strip(" :'\"") or text
 
 
-def pil_to_pixels(im: Image.Image) -> NDArray[np.uint8] | NDArray[np.uint16]:
+def pil_to_pixels(im: Image.Image) -> NDArray[Any]:
     """A PIL image as an array the engine takes (other modes become RGB or RGBA)."""
     mode = _MODES.get(im.mode)
     if mode is None:
@@ -100,7 +123,7 @@ def _is_16bit_colour(im: Image.Image, path: Path) -> bool:
         with open(path, "rb") as fh:
             header = fh.read(26)
         return header[24] == 16 and header[25] in (2, 6)  # IHDR bit depth, colour type
-    if im.format == "TIFF":
+    if isinstance(im, TiffImagePlugin.TiffImageFile):
         bits = im.tag_v2.get(258, (8,))
         return len(bits) >= 3 and max(bits) == 16
     return False
@@ -133,7 +156,7 @@ def output_suffix(src: Path, fmt: str) -> str:
     return FORMATS[fmt][1]
 
 
-def encode(pixels: NDArray[np.generic], dst: Path, metadata: Metadata, quality: int = 95) -> None:
+def encode(pixels: NDArray[Any], dst: Path, metadata: Metadata, quality: int = 95) -> None:
     """Write `pixels` to `dst` atomically (temporary file, then rename); format from suffix."""
     fmt = _WRITABLE.get(dst.suffix.lower())
     if fmt is None:
@@ -156,7 +179,7 @@ def _umask() -> int:
     return mask
 
 
-def _write(pixels: NDArray[np.generic], fh: object, fmt: str, meta: Metadata, quality: int) -> None:
+def _write(pixels: NDArray[Any], fh: object, fmt: str, meta: Metadata, quality: int) -> None:
     colour16 = pixels.dtype == np.uint16 and pixels.ndim == 3
     if colour16 and fmt in ("PNG", "TIFF"):
         _write_16bit_colour(pixels, fh, fmt)
@@ -165,7 +188,7 @@ def _write(pixels: NDArray[np.generic], fh: object, fmt: str, meta: Metadata, qu
     im.save(fh, format=fmt, **_save_options(fmt, meta, quality))  # type: ignore[arg-type]
 
 
-def _to_pil(pixels: NDArray[np.generic], fmt: str) -> Image.Image:
+def _to_pil(pixels: NDArray[Any], fmt: str) -> Image.Image:
     arr = pixels
     if arr.dtype == np.uint16 and fmt not in ("PNG", "TIFF"):
         arr = np.rint(arr / 257.0).astype(np.uint8)
@@ -175,7 +198,7 @@ def _to_pil(pixels: NDArray[np.generic], fmt: str) -> Image.Image:
     return pixels_to_pil(arr)
 
 
-def pixels_to_pil(pixels: NDArray[np.generic]) -> Image.Image:
+def pixels_to_pil(pixels: NDArray[Any]) -> Image.Image:
     """An engine array as a PIL image (16-bit grey as "I;16"; 16-bit colour reduced to 8)."""
     arr = pixels
     if arr.dtype == np.float32:
@@ -187,10 +210,10 @@ def pixels_to_pil(pixels: NDArray[np.generic]) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(arr))
 
 
-def _flatten_alpha(arr: NDArray[np.generic]) -> NDArray[np.uint8]:
+def _flatten_alpha(arr: NDArray[Any]) -> NDArray[np.uint8]:
     """Composite over white: JPEG and BMP have no alpha channel."""
     colour, alpha = arr[..., :-1].astype(np.float32), arr[..., -1:].astype(np.float32) / 255.0
-    out = np.rint(colour * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    out: NDArray[np.uint8] = np.rint(colour * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
     return out[..., 0] if out.shape[2] == 1 else out
 
 
@@ -212,7 +235,7 @@ def _save_options(fmt: str, meta: Metadata, quality: int) -> dict[str, object]:
     return opts
 
 
-def _write_16bit_colour(pixels: NDArray[np.generic], fh: object, fmt: str) -> None:
+def _write_16bit_colour(pixels: NDArray[Any], fh: object, fmt: str) -> None:
     code = cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR
     ok, buf = cv2.imencode(".png" if fmt == "PNG" else ".tif", cv2.cvtColor(pixels, code))
     if not ok:

@@ -52,7 +52,7 @@ def discover(inputs: Sequence[Path], out: Path | None, factor: int, fmt: str) ->
     claimed: dict[Path, Path] = {}
     for given in inputs:
         base = given.absolute() if given.is_dir() else given.absolute().parent
-        target = (out.absolute() if out else default_output(base, factor))
+        target = out.absolute() if out else default_output(base, factor)
         _refuse_inside(target, roots)
         for src, problem in _walk(given):
             if problem:
@@ -90,7 +90,10 @@ def _walk(given: Path) -> Iterator[tuple[Path, str | None]]:
         yield given, None
         return
     if not given.is_dir():
-        yield given, "no such file or folder" if not given.is_symlink() else "dangling symbolic link"
+        yield (
+            given,
+            "no such file or folder" if not given.is_symlink() else "dangling symbolic link",
+        )
         return
     errors: list[OSError] = []
     for folder, dirs, files in os.walk(given, onerror=errors.append):
@@ -112,5 +115,9 @@ def _not_file_reason(path: Path) -> str:
         try:
             path.stat()
         except OSError as exc:
-            return "dangling symbolic link" if isinstance(exc, FileNotFoundError) else f"bad symbolic link: {exc.strerror}"
+            return (
+                "dangling symbolic link"
+                if isinstance(exc, FileNotFoundError)
+                else f"bad symbolic link: {exc.strerror}"
+            )
     return "not a regular file"

@@ -8,6 +8,7 @@ the input's integer type, tile by tile.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -28,12 +29,12 @@ DEFAULT_FEATHER_OVERLAP = 16
 
 
 def upscale_pixels(
-    pixels: NDArray[np.generic],
+    pixels: NDArray[Any],
     backend: Backend,
     tile: int | None = None,
     overlap: int | None = None,
     on_tiles: Callable[[int, int], None] | None = None,
-) -> NDArray[np.generic]:
+) -> NDArray[Any]:
     """Upscale (H, W) or (H, W, C) uint8/uint16/float32 pixels; same dtype and channels.
 
     `on_tiles(done, total)` is called after each backend call.
@@ -49,9 +50,11 @@ def upscale_pixels(
     out = (np.zeros if feather else np.empty)((h * s, w * s, c), img.dtype)
     done = 0
     for group in batches(tiles, MAX_BATCH_PIXELS):
-        batch = np.stack([img[t.y.pad_start : t.y.pad_stop, t.x.pad_start : t.x.pad_stop] for t in group])
+        batch = np.stack(
+            [img[t.y.pad_start : t.y.pad_stop, t.x.pad_start : t.x.pad_stop] for t in group]
+        )
         result = _upscale_batch(batch.astype(np.float32) / np.float32(scale), backend)
-        for t, r in zip(group, result):
+        for t, r in zip(group, result, strict=True):
             _place(out, t, r, s, scale, feather)
         done += len(group)
         if on_tiles:
@@ -99,13 +102,15 @@ def _call(backend: Backend, tiles: Float) -> Float:
 
 
 def _place(
-    out: NDArray[np.generic], t: Tile, result: Float, s: int, scale: float, feather: Feather | None
+    out: NDArray[Any], t: Tile, result: Float, s: int, scale: float, feather: Feather | None
 ) -> None:
     """Write one tile's output: its core (exact halo) or a feathered blend (no halo)."""
     if feather is None:
         oy, ox = (t.y.start - t.y.pad_start) * s, (t.x.start - t.x.pad_start) * s
         core = result[oy : oy + (t.y.stop - t.y.start) * s, ox : ox + (t.x.stop - t.x.start) * s]
-        out[t.y.start * s : t.y.stop * s, t.x.start * s : t.x.stop * s] = _to_dtype(core, scale, out.dtype)
+        out[t.y.start * s : t.y.stop * s, t.x.start * s : t.x.stop * s] = _to_dtype(
+            core, scale, out.dtype
+        )
         return
     region = out[t.y.pad_start * s : t.y.pad_stop * s, t.x.pad_start * s : t.x.pad_stop * s]
     a = feather.alpha(t)
@@ -113,8 +118,8 @@ def _place(
     region[...] = _to_dtype(mixed / np.float32(scale), scale, out.dtype)
 
 
-def _to_dtype(values: Float, scale: float, dtype: np.dtype[np.generic]) -> NDArray[np.generic]:
-    clipped = np.clip(values, 0.0, 1.0)
+def _to_dtype(values: NDArray[Any], scale: float, dtype: np.dtype[Any]) -> NDArray[Any]:
+    clipped: NDArray[Any] = np.clip(values, 0.0, 1.0)
     if dtype == np.float32:
         return clipped
     return np.rint(clipped * np.float32(scale)).astype(dtype)

@@ -71,11 +71,18 @@ def process_image(
         out = upscale_pixels(image.pixels, backend, settings.tile, settings.overlap, on_tiles)
         encode(out, job.dst, image.metadata.scaled(settings.factor), settings.quality)
     except Exception as exc:  # one image must never stop the run
-        return Record(str(job.src), str(job.dst), "failed", _message(exc), time.perf_counter() - started)
+        return Record(
+            str(job.src), str(job.dst), "failed", _message(exc), time.perf_counter() - started
+        )
     h, w = image.pixels.shape[:2]
     return Record(
-        str(job.src), str(job.dst), "done", None, time.perf_counter() - started,
-        (w, h), (out.shape[1], out.shape[0]),
+        str(job.src),
+        str(job.dst),
+        "done",
+        None,
+        time.perf_counter() - started,
+        (w, h),
+        (out.shape[1], out.shape[0]),
     )
 
 

@@ -62,8 +62,11 @@ def describe_backends() -> list[BackendInfo]:
     return infos
 
 
+_DEFAULT_OPTIONS = BackendOptions()
+
+
 @lru_cache(maxsize=8)
-def load_backend(name: str, factor: int, options: BackendOptions = BackendOptions()) -> Backend:
+def load_backend(name: str, factor: int, options: BackendOptions = _DEFAULT_OPTIONS) -> Backend:
     """The backend `name` loaded for `factor`; cached, so each process loads it once."""
     plugin = load_plugin(name)
     if factor not in plugin.factors:

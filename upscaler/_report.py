@@ -55,7 +55,19 @@ def write_report(path: Path, records: Sequence[Record], summary: dict[str, Any])
 def _csv(records: Sequence[Record]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["src", "dst", "status", "error", "seconds", "input_width", "input_height", "output_width", "output_height"])
+    writer.writerow(
+        [
+            "src",
+            "dst",
+            "status",
+            "error",
+            "seconds",
+            "input_width",
+            "input_height",
+            "output_width",
+            "output_height",
+        ]
+    )
     for r in records:
         iw, ih = r.input_size or ("", "")
         ow, oh = r.output_size or ("", "")

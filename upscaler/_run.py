@@ -52,7 +52,15 @@ class BatchRequest:
     def settings(self) -> Settings:
         threads = self.threads or max(1, _cores() // self.jobs)
         options = BackendOptions(weights=self.weights, device=self.device, threads=threads)
-        return Settings(self.backend, int(self.factor), self.tile, self.overlap, self.quality, self.skip_existing, options)
+        return Settings(
+            self.backend,
+            int(self.factor),
+            self.tile,
+            self.overlap,
+            self.quality,
+            self.skip_existing,
+            options,
+        )
 
 
 def _cores() -> int:
@@ -115,7 +123,9 @@ def _process_all(req: BatchRequest, settings: Settings, found: Discovery) -> int
     return EXIT_SOME_FAILED if summary["failed"] else EXIT_OK
 
 
-def _results(req: BatchRequest, settings: Settings, jobs: list[Job], bar: tqdm | None) -> Iterator[Record]:  # type: ignore[type-arg]
+def _results(
+    req: BatchRequest, settings: Settings, jobs: list[Job], bar: tqdm | None
+) -> Iterator[Record]:
     if req.jobs == 1 or len(jobs) <= 1:
         for job in jobs:
             yield process_image(job, settings, _tile_progress(bar))
@@ -126,21 +136,23 @@ def _results(req: BatchRequest, settings: Settings, jobs: list[Job], bar: tqdm |
             yield future.result()
 
 
-def _image_bar(req: BatchRequest, total: int) -> tqdm | None:  # type: ignore[type-arg]
+def _image_bar(req: BatchRequest, total: int) -> tqdm | None:
     if req.quiet or not sys.stderr.isatty():
         return None
     return tqdm(total=total, unit="img", dynamic_ncols=True)
 
 
-def _tile_progress(bar: tqdm | None) -> Callable[[int, int], None] | None:  # type: ignore[type-arg]
+def _tile_progress(bar: tqdm | None) -> Callable[[int, int], None] | None:
     """A callback that shows a tile bar under the image bar for images with many tiles."""
     if bar is None:
         return None
-    state: dict[str, tqdm] = {}  # type: ignore[type-arg]
+    state: dict[str, tqdm] = {}
 
     def update(done: int, total: int) -> None:
         if total >= TILE_BAR_MIN and "bar" not in state:
-            state["bar"] = tqdm(total=total, unit="tile", leave=False, position=1, dynamic_ncols=True)
+            state["bar"] = tqdm(
+                total=total, unit="tile", leave=False, position=1, dynamic_ncols=True
+            )
         if "bar" in state:
             state["bar"].update(done - state["bar"].n)
             if done == total:
@@ -149,12 +161,14 @@ def _tile_progress(bar: tqdm | None) -> Callable[[int, int], None] | None:  # ty
     return update
 
 
-def _announce(record: Record, req: BatchRequest, bar: tqdm | None) -> None:  # type: ignore[type-arg]
+def _announce(record: Record, req: BatchRequest, bar: tqdm | None) -> None:
     if record.status == "failed":
         message = f"{record.src}: {record.error}"
         tqdm.write(message, file=sys.stderr) if bar is not None else click.echo(message, err=True)
     elif bar is None and not req.quiet:
-        click.echo(f"{record.status} {record.src} -> {record.dst} ({record.seconds:.2f} s)", err=True)
+        click.echo(
+            f"{record.status} {record.src} -> {record.dst} ({record.seconds:.2f} s)", err=True
+        )
     if bar is not None:
         bar.update(1)
 

@@ -84,7 +84,11 @@ def _ramp(spans: Sequence[Span], overlap: int, factor: int, length: int) -> NDAr
     weights = np.zeros((len(spans), length * factor))
     for i, s in enumerate(spans):
         rise = np.clip((centres - (s.start - overlap) * factor) / width, 0, 1) if s.start else 1.0
-        fall = np.clip(((s.stop + overlap) * factor - centres) / width, 0, 1) if s.stop < length else 1.0
+        fall = (
+            np.clip(((s.stop + overlap) * factor - centres) / width, 0, 1)
+            if s.stop < length
+            else 1.0
+        )
         if overlap == 0:
             rise = (centres >= s.start * factor) * 1.0
             fall = (centres < s.stop * factor) * 1.0
@@ -112,9 +116,17 @@ class Feather:
     def alpha(self, t: Tile) -> NDArray[np.float32]:
         """(padded out h, padded out w, 1): the share of tile `t` where it lands."""
         s = self.factor
-        ys, xs = slice(t.y.pad_start * s, t.y.pad_stop * s), slice(t.x.pad_start * s, t.x.pad_stop * s)
+        ys, xs = (
+            slice(t.y.pad_start * s, t.y.pad_stop * s),
+            slice(t.x.pad_start * s, t.x.pad_stop * s),
+        )
         u, v = self.u[t.row, ys][:, None], self.v[t.col, xs][None, :]
-        den = self.u_before[t.row, ys][:, None] * self.v_all[xs][None, :] + u * self.v_upto[t.col, xs][None, :]
+        den = (
+            self.u_before[t.row, ys][:, None] * self.v_all[xs][None, :]
+            + u * self.v_upto[t.col, xs][None, :]
+        )
         num = u * v
-        a = np.divide(num, den, out=np.zeros_like(num), where=num > 0)
-        return a.astype(np.float32)[:, :, None]
+        a: NDArray[np.float32] = np.divide(num, den, out=np.zeros_like(num), where=num > 0).astype(
+            np.float32
+        )
+        return a[:, :, None]

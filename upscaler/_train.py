@@ -90,10 +90,14 @@ def sample_batch(pairs: Sequence[Pair], cfg: TrainConfig, step: int) -> tuple[Fl
         x = int(rng.integers(img.lr.shape[1] - p + 1))
         lr[i] = img.lr[y : y + p, x : x + p]
         hr[i] = img.hr[y * s : (y + p) * s, x * s : (x + p) * s]
-    for axis_op in (lambda a: a[:, ::-1], lambda a: a[:, :, ::-1], lambda a: a.transpose(0, 2, 1)):
+    for axes in ((1,), (2,), None):  # vertical flip, horizontal flip, transpose
         flip = rng.random(cfg.batch) < 0.5
-        lr[flip], hr[flip] = axis_op(lr[flip]), axis_op(hr[flip])
+        lr[flip], hr[flip] = _dihedral(lr[flip], axes), _dihedral(hr[flip], axes)
     return lr[..., None], hr[..., None]
+
+
+def _dihedral(a: Float, axes: tuple[int, ...] | None) -> Float:
+    return np.flip(a, axes) if axes else a.transpose(0, 2, 1)
 
 
 def validation_set(pairs: Sequence[Pair], factor: int, size: int = 64) -> tuple[Float, Float]:
@@ -118,7 +122,9 @@ def load_pairs(paths: Sequence[Path], cfg: TrainConfig) -> tuple[list[Pair], lis
     return [pairs[i] for i in order[cfg.val_images :]], val
 
 
-def train(data_dirs: Sequence[Path], out: Path, cfg: TrainConfig, export: bool = True) -> dict[str, Any]:
+def train(
+    data_dirs: Sequence[Path], out: Path, cfg: TrainConfig, export: bool = True
+) -> dict[str, Any]:
     """Train, write `out` (.keras) and, with `export`, its ONNX twin; return run facts."""
     import keras
 
@@ -179,9 +185,7 @@ def _compile(model: Any, cfg: TrainConfig) -> None:
     import keras
 
     schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, cfg.steps)
-    model.compile(
-        optimizer=keras.optimizers.Adam(schedule), loss="mse", metrics=[_psnr_metric()]
-    )
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss="mse", metrics=[_psnr_metric()])
 
 
 def _psnr_metric() -> Any:

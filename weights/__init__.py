@@ -20,7 +20,9 @@ def manifest() -> dict[str, Any]:
     try:
         text = resources.files(__name__).joinpath(_MANIFEST).read_text(encoding="utf-8")
     except OSError as exc:
-        raise BackendError(f"the weights manifest is missing ({exc.strerror}): reinstall upscaler") from exc
+        raise BackendError(
+            f"the weights manifest is missing ({exc.strerror}): reinstall upscaler"
+        ) from exc
     return dict(json.loads(text))
 
 
