@@ -124,3 +124,34 @@ def test_help_and_version_do_not_import_frameworks() -> None:
         [*upscaler_command(), "--version"], capture_output=True, text=True, check=True
     )
     assert version.stdout.startswith("upscaler, version ")
+
+
+def test_progress_bar_on_a_terminal_plain_lines_otherwise(mixed_tree: Path, tmp_path: Path) -> None:
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    args = [*upscaler_command(), "batch", str(mixed_tree), "-o", str(tmp_path / "tty"), "--backend", "bicubic"]
+    pid, fd = pty.fork()
+    if pid == 0:  # child: stdin, stdout and stderr are a 100-column terminal
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+        os.execv(args[0], args)
+    chunks = []
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    screen = b"".join(chunks).decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert "4/4" in screen and "img" in screen and "done " not in screen  # tqdm, not log lines
+    plain = run_cli("batch", mixed_tree, "-o", tmp_path / "plain", "--backend", "bicubic")
+    assert plain.stderr.count("done ") == 4 and "4/4" not in plain.stderr
+    quiet = run_cli("batch", mixed_tree, "-o", tmp_path / "quiet", "--backend", "bicubic", "-q")
+    assert quiet.stderr == ""
