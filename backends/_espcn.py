@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
 from upscaler._errors import BackendError
 
-__all__ = ["ESPCN_HALO", "ESPCN_TILE", "check_factor"]
+__all__ = ["ESPCN_HALO", "ESPCN_TILE", "EspcnBackend", "check_factor"]
 
 #: Receptive field of ESPCN around one input pixel: 5x5, 3x3, 3x3, 3x3 convolutions.
 ESPCN_HALO = 5
@@ -28,3 +29,20 @@ def check_factor(
     if out.size != 64 * factor * factor:
         got = int(round((out.size / 64) ** 0.5))
         raise BackendError(f"{source} upscales by {got}, not {factor}")
+
+
+class EspcnBackend:
+    """Luma in, upscaled luma out; subclasses run the model in `run`."""
+
+    halo: int | None = ESPCN_HALO
+    channels: Literal["y", "color"] = "y"
+    default_tile: int = ESPCN_TILE
+    factor: int
+
+    def upscale(self, tiles: NDArray[np.float32]) -> NDArray[np.float32]:
+        b, h, w, _ = tiles.shape
+        return self.run(tiles).reshape(b, h * self.factor, w * self.factor, 1)
+
+    def run(self, tiles: NDArray[np.float32]) -> NDArray[np.float32]:
+        """The model's raw output for (B, H, W, 1) luma."""
+        raise NotImplementedError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -12,27 +12,18 @@ from numpy.typing import NDArray
 from upscaler._backend import BackendOptions
 from upscaler._errors import BackendError
 
-from ._espcn import ESPCN_HALO, ESPCN_TILE, check_factor
+from ._espcn import EspcnBackend, check_factor
 
 __all__ = ["KerasBackend", "plugin"]
 
 
-class KerasBackend:
+class KerasBackend(EspcnBackend):
     """A loaded `.keras` ESPCN model (luma in, upscaled luma out)."""
-
-    halo: int | None = ESPCN_HALO
-    channels: Literal["y", "color"] = "y"
-    default_tile: int = ESPCN_TILE
 
     def __init__(self, model: Any, factor: int) -> None:
         self.model, self.factor = model, factor
 
-    def upscale(self, tiles: NDArray[np.float32]) -> NDArray[np.float32]:
-        b, h, w, _ = tiles.shape
-        return self.run(tiles).reshape(b, h * self.factor, w * self.factor, 1)
-
     def run(self, tiles: NDArray[np.float32]) -> NDArray[np.float32]:
-        """The model's raw output for (B, H, W, 1) luma."""
         from keras import ops
 
         return np.asarray(ops.convert_to_numpy(self.model(tiles, training=False)), dtype=np.float32)

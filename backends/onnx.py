@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -11,28 +11,19 @@ from numpy.typing import NDArray
 from upscaler._backend import BackendOptions
 from upscaler._errors import BackendError
 
-from ._espcn import ESPCN_HALO, ESPCN_TILE, check_factor
+from ._espcn import EspcnBackend, check_factor
 
 __all__ = ["OnnxBackend", "plugin"]
 
 
-class OnnxBackend:
+class OnnxBackend(EspcnBackend):
     """One ONNX Runtime session of an ESPCN model (luma in, upscaled luma out)."""
-
-    halo: int | None = ESPCN_HALO
-    channels: Literal["y", "color"] = "y"
-    default_tile: int = ESPCN_TILE
 
     def __init__(self, session: Any, factor: int) -> None:
         self.session, self.factor = session, factor
         self.input_name = session.get_inputs()[0].name
 
-    def upscale(self, tiles: NDArray[np.float32]) -> NDArray[np.float32]:
-        b, h, w, _ = tiles.shape
-        return self.run(tiles).reshape(b, h * self.factor, w * self.factor, 1)
-
     def run(self, tiles: NDArray[np.float32]) -> NDArray[np.float32]:
-        """The model's raw output for (B, H, W, 1) luma."""
         (out,) = self.session.run(None, {self.input_name: tiles})
         return np.asarray(out, dtype=np.float32)
 
