@@ -57,9 +57,8 @@ class _Plugin:
             )
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
         _set_threads(options.threads)
-        from upscaler.weights import shipped_weights
-
         from upscaler._model import load_model
+        from upscaler.weights import shipped_weights
 
         path = options.weights or shipped_weights(factor, "keras")
         try:

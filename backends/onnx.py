@@ -51,6 +51,7 @@ class _Plugin:
 
     def create(self, factor: int, options: BackendOptions) -> OnnxBackend:
         import onnxruntime as ort
+
         from upscaler.weights import shipped_weights
 
         path = options.weights or shipped_weights(factor, "onnx")

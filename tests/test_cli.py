@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import photo, run_cli, upscaler_command
 from PIL import Image
+
+from conftest import photo, run_cli, upscaler_command
 
 
 @pytest.fixture()
@@ -133,7 +134,15 @@ def test_progress_bar_on_a_terminal_plain_lines_otherwise(mixed_tree: Path, tmp_
     import struct
     import termios
 
-    args = [*upscaler_command(), "batch", str(mixed_tree), "-o", str(tmp_path / "tty"), "--backend", "bicubic"]
+    args = [
+        *upscaler_command(),
+        "batch",
+        str(mixed_tree),
+        "-o",
+        str(tmp_path / "tty"),
+        "--backend",
+        "bicubic",
+    ]
     pid, fd = pty.fork()
     if pid == 0:  # child: stdin, stdout and stderr are a 100-column terminal
         fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))

@@ -8,9 +8,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import photo
 from PIL import Image, ImageCms
 
+from conftest import photo
 from upscaler._codec import Metadata, decode, encode
 from upscaler._errors import ImageError
 

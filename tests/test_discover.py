@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import photo
 
+from conftest import photo
 from upscaler._discover import OutputInsideInput, discover
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import photo, run_cli
 from PIL import Image
+
+from conftest import photo, run_cli
 
 PLUGIN = """
 import numpy as np

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SET5, run_cli
 
+from conftest import SET5, run_cli
 from upscaler._codec import decode
 from upscaler._metrics import psnr_y
 from upscaler.weights import manifest

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from upscaler.backends.bicubic import BicubicBackend
 
 from upscaler._engine import upscale_pixels
 from upscaler._registry import load_backend
 from upscaler._tiling import batches, plan_spans, plan_tiles
+from upscaler.backends.bicubic import BicubicBackend
 
 
 @given(length=st.integers(1, 400), tile=st.integers(1, 120), overlap=st.integers(0, 12))

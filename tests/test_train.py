@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BSDS, run_cli, upscaler_command
 
+from conftest import BSDS, run_cli, upscaler_command
 from upscaler._train import TrainConfig, make_pair, sample_batch
 
 pytest.importorskip("tensorflow", reason="needs the keras extra")

@@ -76,9 +76,14 @@ def cli() -> None:
     help="JPEG/WebP quality.",
 )
 @click.option(
+    "--reference",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Folder of originals (matched by relative path) to score PSNR/SSIM against.",
+)
+@click.option(
     "--report",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write a per-image report (.json or .csv).",
+    help="Write a per-image report: .json, .csv or .html.",
 )
 @click.option(
     "--jobs",
@@ -108,6 +113,71 @@ def batch(**kwargs: object) -> None:
     from ._run import BatchRequest, run_batch
 
     sys.exit(run_batch(BatchRequest(**kwargs)))  # type: ignore[arg-type]
+
+
+@cli.command()
+@click.argument("hr_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option(
+    "--factor",
+    type=click.Choice(["2", "3", "4"]),
+    default="3",
+    show_default=True,
+    help="Upscaling factor.",
+)
+@click.option(
+    "--backend",
+    "backend_names",
+    multiple=True,
+    required=True,
+    help="Backend to compare; repeat for each (e.g. --backend bicubic --backend onnx).",
+)
+@click.option(
+    "-o",
+    "--output",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Report folder.",
+)
+@click.option(
+    "--lr-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Low-resolution inputs, same names as in HR_DIR [default: HR shrunk with bicubic].",
+)
+@click.option("--threads", type=click.IntRange(min=1), help="Threads per backend.")
+def compare(
+    hr_dir: Path,
+    factor: str,
+    backend_names: tuple[str, ...],
+    out: Path,
+    lr_dir: Path | None,
+    threads: int | None,
+) -> None:
+    """Compare backends on the high-resolution images in HR_DIR, with PSNR/SSIM against them.
+
+    Writes OUT/report.json, OUT/report.csv and OUT/index.html (open it in a browser; it needs
+    no network). Scores use the Y channel of BT.601 with `factor` border pixels cropped.
+    """
+    from ._backend import BackendOptions
+    from ._compare import compare as run_compare
+    from ._errors import UpscalerError
+
+    try:
+        result = run_compare(
+            hr_dir,
+            int(factor),
+            list(dict.fromkeys(backend_names)),
+            out,
+            lr_dir,
+            BackendOptions(threads=threads),
+        )
+    except UpscalerError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for name, s in result.summary().items():
+        click.echo(
+            f"{name:<12} PSNR {s['psnr']:.2f} dB  SSIM {s['ssim']:.4f}  {s['seconds']:.2f} s"
+        )
+    click.echo(f"wrote {out / 'index.html'}")
 
 
 @cli.command()

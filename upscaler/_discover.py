@@ -23,6 +23,8 @@ class Job:
 
     src: Path
     dst: Path
+    #: Path relative to the input folder it was found in (its name, for a file input).
+    rel: Path
 
 
 @dataclass
@@ -62,7 +64,7 @@ def discover(inputs: Sequence[Path], out: Path | None, factor: int, fmt: str) ->
             else:
                 rel = src.absolute().relative_to(base)
                 dst = (target / rel).with_suffix(output_suffix(src, fmt))
-                _add(found, claimed, Job(src, dst))
+                _add(found, claimed, Job(src, dst, rel))
     return found
 
 

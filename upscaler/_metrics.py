@@ -1,33 +1,95 @@
 """Image quality metrics with the project's protocol (the ESPCN paper's and BasicSR's).
 
-PSNR on the Y channel of BT.601 studio-swing YCbCr of 8-bit images, after cropping
-`crop` pixels from every border; a greyscale image is its own Y.
+Everything is measured on the Y channel of BT.601 studio-swing YCbCr of 8-bit values
+(a greyscale image is its own Y), after cropping `crop` pixels from every border: PSNR in dB
+and SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03, data range
+255, valid region only, as BasicSR and MATLAB's `ssim`). 16-bit images are scaled to 0..255.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+import cv2
 import numpy as np
 from numpy.typing import NDArray
+from PIL import Image
 
-__all__ = ["psnr_y", "y_channel"]
+__all__ = ["consistency_psnr", "psnr", "psnr_y", "ssim_y", "y_channel"]
 
 _STUDIO_Y = np.array([65.481, 128.553, 24.966]) / 255.0
+_WINDOW = cv2.getGaussianKernel(11, 1.5) @ cv2.getGaussianKernel(11, 1.5).T
+_C1, _C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 
 
-def y_channel(image: NDArray[np.generic]) -> NDArray[np.float64]:
-    """BT.601 studio-swing Y (16..235) of an 8-bit RGB image; a grey image as it is."""
+def _as_8bit_float(image: NDArray[Any]) -> NDArray[np.float64]:
     arr = np.asarray(image, dtype=np.float64)
+    if image.dtype == np.uint16:
+        return arr / 257.0
+    if image.dtype == np.float32:
+        return arr * 255.0
+    return arr
+
+
+def y_channel(image: NDArray[Any]) -> NDArray[np.float64]:
+    """BT.601 studio-swing Y (16..235) of an RGB(A) image; a grey (or grey+alpha) image as is."""
+    arr = _as_8bit_float(image)
     if arr.ndim == 2:
         return arr
+    if arr.shape[2] in (1, 2):
+        return arr[..., 0]
     return 16.0 + arr[..., :3] @ _STUDIO_Y
 
 
-def psnr_y(output: NDArray[np.generic], reference: NDArray[np.generic], crop: int) -> float:
-    """PSNR in dB between two 8-bit images of equal size, on Y, borders cropped."""
-    if output.shape != reference.shape:
-        raise ValueError(f"shapes differ: {output.shape} vs {reference.shape}")
-    a, b = y_channel(output), y_channel(reference)
+def _cropped(a: NDArray[Any], b: NDArray[Any], crop: int) -> tuple[NDArray[Any], NDArray[Any]]:
+    if a.shape != b.shape:
+        raise ValueError(f"sizes differ: {a.shape} vs {b.shape}")
     if crop:
         a, b = a[crop:-crop, crop:-crop], b[crop:-crop, crop:-crop]
+    return a, b
+
+
+def psnr(a: NDArray[Any], b: NDArray[Any], crop: int = 0) -> float:
+    """PSNR in dB of two arrays on the 0..255 scale (any channels), borders cropped."""
+    a, b = _cropped(_as_8bit_float(a), _as_8bit_float(b), crop)
     mse = float(np.mean((a - b) ** 2))
     return float("inf") if mse == 0 else 10.0 * float(np.log10(255.0**2 / mse))
+
+
+def psnr_y(output: NDArray[Any], reference: NDArray[Any], crop: int) -> float:
+    """PSNR in dB between two images of equal size, on Y, borders cropped."""
+    return psnr(y_channel(output), y_channel(reference), 0 if crop == 0 else crop)
+
+
+def ssim_y(output: NDArray[Any], reference: NDArray[Any], crop: int) -> float:
+    """Mean SSIM between two images of equal size, on Y, borders cropped."""
+    a, b = _cropped(y_channel(output), y_channel(reference), crop)
+
+    def blur(x: NDArray[np.float64]) -> NDArray[np.float64]:
+        return np.asarray(cv2.filter2D(x, -1, _WINDOW)[5:-5, 5:-5], dtype=np.float64)
+
+    mu_a, mu_b = blur(a), blur(b)
+    var_a, var_b = blur(a * a) - mu_a**2, blur(b * b) - mu_b**2
+    cov = blur(a * b) - mu_a * mu_b
+    num = (2 * mu_a * mu_b + _C1) * (2 * cov + _C2)
+    den = (mu_a**2 + mu_b**2 + _C1) * (var_a + var_b + _C2)
+    return float(np.mean(num / den))
+
+
+def consistency_psnr(output: NDArray[Any], source: NDArray[Any]) -> float:
+    """Y-PSNR of `output` shrunk back to the size of `source` (same bicubic kernel) vs `source`.
+
+    Needs no ground truth: a faithful upscale shrinks back to nearly its input, while black
+    frames, seams, colour shifts or a wrong orientation do not. Works on 8-bit copies with
+    Pillow, so no float copy of a large output is made.
+    """
+    h, w = source.shape[:2]
+    small = np.asarray(Image.fromarray(_to_uint8(output)).resize((w, h), Image.Resampling.BICUBIC))
+    return psnr_y(small, _to_uint8(source), 0)
+
+
+def _to_uint8(image: NDArray[Any]) -> NDArray[np.uint8]:
+    if image.dtype == np.uint8:
+        return image
+    scale = 255.0 if image.dtype == np.float32 else 1 / 257.0
+    return np.asarray(np.clip(np.rint(image * scale), 0, 255), dtype=np.uint8)

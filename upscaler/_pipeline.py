@@ -6,17 +6,23 @@ backend cache, so a process pool (or a distributed engine) can run it as it is.
 
 from __future__ import annotations
 
+import glob
+import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from numpy.typing import NDArray
 
 from ._backend import BackendOptions
-from ._codec import decode, encode
+from ._codec import READABLE_SUFFIXES, decode, encode
 from ._discover import Job
 from ._engine import upscale_pixels
-from ._errors import UpscalerError
+from ._errors import ImageError, UpscalerError
+from ._metrics import consistency_psnr, psnr_y, ssim_y
 from ._registry import load_backend
 
 __all__ = ["Record", "Settings", "is_up_to_date", "process_image"]
@@ -35,6 +41,8 @@ class Settings:
     quality: int = 95
     skip_existing: bool = True
     options: BackendOptions = field(default_factory=BackendOptions)
+    #: Folder of originals, matched by relative path, to score outputs against.
+    reference: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -46,8 +54,16 @@ class Record:
     status: Status
     error: str | None = None
     seconds: float = 0.0
+    backend: str | None = None
+    factor: int | None = None
     input_size: tuple[int, int] | None = None
     output_size: tuple[int, int] | None = None
+    #: Y-PSNR of the output shrunk back to the input's size, against the input (dB).
+    consistency_psnr: float | None = None
+    #: Against --reference, with the shared protocol (Y, border crop = factor).
+    reference: str | None = None
+    psnr: float | None = None
+    ssim: float | None = None
 
 
 def is_up_to_date(job: Job) -> bool:
@@ -62,28 +78,72 @@ def process_image(
     job: Job, settings: Settings, on_tiles: Callable[[int, int], None] | None = None
 ) -> Record:
     """Upscale one file; never raises for a bad image, the record says what went wrong."""
+    base = Record(
+        str(job.src), str(job.dst), "skipped", backend=settings.backend, factor=settings.factor
+    )
     if settings.skip_existing and is_up_to_date(job):
-        return Record(str(job.src), str(job.dst), "skipped")
+        return base
     started = time.perf_counter()
     try:
         backend = load_backend(settings.backend, settings.factor, settings.options)
         image = decode(job.src)
         out = upscale_pixels(image.pixels, backend, settings.tile, settings.overlap, on_tiles)
         encode(out, job.dst, image.metadata.scaled(settings.factor), settings.quality)
+        scores = _scores(image.pixels, out, job, settings)
     except Exception as exc:  # one image must never stop the run
-        return Record(
-            str(job.src), str(job.dst), "failed", _message(exc), time.perf_counter() - started
-        )
+        seconds = time.perf_counter() - started
+        return replace(base, status="failed", error=_message(exc), seconds=seconds)
     h, w = image.pixels.shape[:2]
-    return Record(
-        str(job.src),
-        str(job.dst),
-        "done",
-        None,
-        time.perf_counter() - started,
-        (w, h),
-        (out.shape[1], out.shape[0]),
+    return replace(
+        base,
+        status="done",
+        seconds=time.perf_counter() - started,
+        input_size=(w, h),
+        output_size=(out.shape[1], out.shape[0]),
+        **scores,
     )
+
+
+def _scores(
+    source: NDArray[Any], out: NDArray[Any], job: Job, settings: Settings
+) -> dict[str, Any]:
+    """consistency_psnr always; psnr and ssim against the reference image when there is one.
+
+    A reference that cannot be used is noted in `error`; the image itself still counts as done.
+    """
+    scores: dict[str, Any] = {"consistency_psnr": _round(consistency_psnr(out, source))}
+    if settings.reference is None:
+        return scores
+    ref_path = find_reference(settings.reference, job.rel)
+    if ref_path is None:
+        return {**scores, "error": f"no reference for {job.rel} in {settings.reference}"}
+    try:
+        ref = decode(ref_path).pixels
+        crop = settings.factor
+        measured = {
+            "psnr": _round(psnr_y(out, ref, crop)),
+            "ssim": _round(ssim_y(out, ref, crop), 5),
+        }
+    except (ImageError, ValueError) as exc:
+        return {**scores, "reference": str(ref_path), "error": f"reference {ref_path}: {exc}"}
+    return {**scores, "reference": str(ref_path), **measured}
+
+
+def find_reference(folder: Path, rel: Path) -> Path | None:
+    """The original of `rel` under `folder`: same relative path, or same stem, any image suffix."""
+    exact = folder / rel
+    if exact.is_file():
+        return exact
+    matches = sorted(
+        p
+        for p in exact.parent.glob(f"{glob.escape(rel.stem)}.*")
+        if p.suffix.lower() in READABLE_SUFFIXES
+    )
+    return matches[0] if matches else None
+
+
+def _round(value: float, digits: int = 4) -> float | None:
+    return round(value, digits) if math.isfinite(value) else None
 
 
 def _message(exc: Exception) -> str:

@@ -1,29 +1,32 @@
-"""Run reports: one record per image plus a summary, as JSON or CSV (by extension)."""
+"""Batch reports: a summary plus one record per image, as JSON, CSV or HTML (by extension)."""
 
 from __future__ import annotations
 
 import csv
+import html
 import io
 import json
 import os
+import statistics
 import tempfile
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 from ._pipeline import Record
 
-__all__ = ["REPORT_SUFFIXES", "summarise", "write_report"]
+__all__ = ["REPORT_SUFFIXES", "summarise", "summary_line", "write_report", "write_text_atomic"]
 
-REPORT_SUFFIXES = (".json", ".csv")
+REPORT_SUFFIXES = (".json", ".csv", ".html")
 
 
 def summarise(records: Sequence[Record], seconds: float, not_images: int) -> dict[str, Any]:
-    """Counts by status, output megapixels and throughput."""
+    """Counts by status, throughput and the mean scores of the images done."""
     counts = Counter(r.status for r in records)
-    megapixels = sum(r.output_size[0] * r.output_size[1] for r in records if r.output_size) / 1e6
+    done = [r for r in records if r.status == "done"]
+    megapixels = sum(r.output_size[0] * r.output_size[1] for r in done if r.output_size) / 1e6
     return {
         "images": len(records),
         "done": counts["done"],
@@ -33,43 +36,108 @@ def summarise(records: Sequence[Record], seconds: float, not_images: int) -> dic
         "seconds": round(seconds, 3),
         "output_megapixels": round(megapixels, 3),
         "megapixels_per_second": round(megapixels / seconds, 3) if seconds > 0 else None,
+        "mean_consistency_psnr": _mean(r.consistency_psnr for r in done),
+        "mean_psnr": _mean(r.psnr for r in done),
+        "mean_ssim": _mean((r.ssim for r in done), 4),
     }
 
 
+def _mean(values: Any, digits: int = 3) -> float | None:
+    present = [v for v in values if v is not None]
+    return round(statistics.fmean(present), digits) if present else None
+
+
+def summary_line(s: dict[str, Any]) -> str:
+    """The one line that closes every run on stderr."""
+    parts = [
+        f"{s['done']} done, {s['skipped']} skipped, {s['failed']} failed, "
+        f"{s['not_images']} non-image files ignored in {s['seconds']} s"
+    ]
+    if s["megapixels_per_second"]:
+        parts.append(f"{s['megapixels_per_second']} output MP/s")
+    if s["mean_consistency_psnr"] is not None:
+        parts.append(f"mean consistency PSNR {s['mean_consistency_psnr']} dB")
+    if s["mean_psnr"] is not None:
+        parts.append(f"mean PSNR {s['mean_psnr']} dB, SSIM {s['mean_ssim']}")
+    return ", ".join(parts)
+
+
 def write_report(path: Path, records: Sequence[Record], summary: dict[str, Any]) -> None:
-    """Write the report atomically; the format follows the suffix (.json or .csv)."""
-    suffix = path.suffix.lower()
-    if suffix == ".json":
-        text = json.dumps({"summary": summary, "images": [asdict(r) for r in records]}, indent=2)
-    elif suffix == ".csv":
-        text = _csv(records)
-    else:
-        raise ValueError(f"report must end in {' or '.join(REPORT_SUFFIXES)}, not {suffix!r}")
+    """Write the report atomically; the format follows the suffix (.json, .csv or .html)."""
+    render = {".json": _json, ".csv": _csv, ".html": _html}.get(path.suffix.lower())
+    if render is None:
+        raise ValueError(f"report must end in {', '.join(REPORT_SUFFIXES)}, not {path.suffix!r}")
+    write_text_atomic(path, render(records, summary))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename it into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text + ("\n" if suffix == ".json" else ""))
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
-def _csv(records: Sequence[Record]) -> str:
+def _json(records: Sequence[Record], summary: dict[str, Any]) -> str:
+    return json.dumps({"summary": summary, "images": [asdict(r) for r in records]}, indent=2) + "\n"
+
+
+def _columns() -> list[str]:
+    names = []
+    for f in fields(Record):
+        if f.name.endswith("_size"):
+            prefix = f.name.removesuffix("_size")
+            names += [f"{prefix}_width", f"{prefix}_height"]
+        else:
+            names.append(f.name)
+    return names
+
+
+def _row(r: Record) -> list[Any]:
+    row: list[Any] = []
+    for f in fields(Record):
+        value = getattr(r, f.name)
+        if f.name.endswith("_size"):
+            row += list(value) if value else ["", ""]
+        else:
+            row.append("" if value is None else round(value, 3) if f.name == "seconds" else value)
+    return row
+
+
+def _csv(records: Sequence[Record], summary: dict[str, Any]) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(
-        [
-            "src",
-            "dst",
-            "status",
-            "error",
-            "seconds",
-            "input_width",
-            "input_height",
-            "output_width",
-            "output_height",
-        ]
-    )
-    for r in records:
-        iw, ih = r.input_size or ("", "")
-        ow, oh = r.output_size or ("", "")
-        writer.writerow([r.src, r.dst, r.status, r.error or "", f"{r.seconds:.3f}", iw, ih, ow, oh])
+    writer.writerow(_columns())
+    writer.writerows(_row(r) for r in records)
     return buf.getvalue()
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>upscaler batch report</title>
+<style>
+body {{ font: 14px system-ui, sans-serif; margin: 2em; }}
+table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 3px 8px; }}
+tr.failed {{ background: #fdd; }} tr.skipped {{ color: #888; }}
+</style></head><body>
+<h1>upscaler batch report</h1>
+<p>{summary}</p>
+<table><thead><tr>{head}</tr></thead><tbody>
+{rows}
+</tbody></table></body></html>
+"""
+
+
+def _html(records: Sequence[Record], summary: dict[str, Any]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in _columns())
+    rows = "\n".join(
+        f'<tr class="{r.status}">'
+        + "".join(f"<td>{html.escape(str(v))}</td>" for v in _row(r))
+        + "</tr>"
+        for r in records
+    )
+    return _PAGE.format(summary=html.escape(summary_line(summary)), head=head, rows=rows)

@@ -6,7 +6,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -19,7 +19,7 @@ from ._discover import Discovery, Job, discover
 from ._errors import UpscalerError
 from ._pipeline import Record, Settings, process_image
 from ._registry import load_backend
-from ._report import REPORT_SUFFIXES, summarise, write_report
+from ._report import REPORT_SUFFIXES, summarise, summary_line, write_report
 
 __all__ = ["BatchRequest", "run_batch"]
 
@@ -43,6 +43,7 @@ class BatchRequest:
     fmt: str
     quality: int
     report: Path | None
+    reference: Path | None
     jobs: int
     threads: int | None
     skip_existing: bool
@@ -60,6 +61,7 @@ class BatchRequest:
             self.quality,
             self.skip_existing,
             options,
+            self.reference,
         )
 
 
@@ -70,7 +72,7 @@ def _cores() -> int:
 def run_batch(req: BatchRequest) -> int:
     """Run a batch; returns the exit status."""
     if req.report and req.report.suffix.lower() not in REPORT_SUFFIXES:
-        return _usage(f"--report must end in {' or '.join(REPORT_SUFFIXES)}")
+        return _usage(f"--report must end in {', '.join(REPORT_SUFFIXES)}")
     settings = req.settings()
     try:
         found = discover(req.inputs, req.out, settings.factor, req.fmt)
@@ -117,7 +119,7 @@ def _process_all(req: BatchRequest, settings: Settings, found: Discovery) -> int
     if req.report:
         write_report(req.report, records, summary)
     if not req.quiet:
-        click.echo(_summary_line(summary), err=True)
+        click.echo(summary_line(summary), err=True)
     if interrupted:
         return EXIT_INTERRUPTED
     return EXIT_SOME_FAILED if summary["failed"] else EXIT_OK
@@ -130,10 +132,21 @@ def _results(
         for job in jobs:
             yield process_image(job, settings, _tile_progress(bar))
         return
-    with ProcessPoolExecutor(req.jobs, mp_context=get_context("spawn")) as pool:
-        futures = [pool.submit(process_image, job, settings) for job in jobs]
+    pool = ProcessPoolExecutor(req.jobs, mp_context=get_context("spawn"))
+    try:
+        futures = {pool.submit(process_image, job, settings): job for job in jobs}
         for future in as_completed(futures):
-            yield future.result()
+            yield _outcome(future, futures[future])
+    finally:  # on interruption, drop what has not started
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _outcome(future: Future[Record], job: Job) -> Record:
+    """The worker's record, or a failure if the worker process died."""
+    try:
+        return future.result()
+    except Exception as exc:  # BrokenProcessPool and the like: this image, not the run
+        return Record(str(job.src), str(job.dst), "failed", f"worker process failed: {exc}")
 
 
 def _image_bar(req: BatchRequest, total: int) -> tqdm | None:
@@ -171,12 +184,3 @@ def _announce(record: Record, req: BatchRequest, bar: tqdm | None) -> None:
         )
     if bar is not None:
         bar.update(1)
-
-
-def _summary_line(s: dict[str, object]) -> str:
-    rate = s["megapixels_per_second"]
-    speed = f", {rate} output MP/s" if rate else ""
-    return (
-        f"{s['done']} done, {s['skipped']} skipped, {s['failed']} failed, "
-        f"{s['not_images']} non-image files ignored in {s['seconds']} s{speed}"
-    )

@@ -1,0 +1,223 @@
+"""Metrics against published numbers and scikit-image; batch reports; `upscaler compare`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from skimage.metrics import structural_similarity
+
+from conftest import SAMPLES, SET5, photo, run_cli
+from upscaler._codec import decode
+from upscaler._engine import upscale_pixels
+from upscaler._metrics import consistency_psnr, ssim_y, y_channel
+from upscaler.backends.bicubic import BicubicBackend
+from upscaler.weights import manifest
+
+PUBLISHED_BICUBIC_SSIM = {2: 0.9299, 3: 0.8682, 4: 0.8104}
+
+
+def test_ssim_matches_scikit_image_on_random_images() -> None:
+    rng = np.random.default_rng(1)
+    for shape in ((40, 50, 3), (64, 33), (23, 23, 4)):
+        a = rng.integers(0, 256, shape).astype(np.uint8)
+        b = np.clip(a + rng.normal(0, 15, shape), 0, 255).astype(np.uint8)
+        ya, yb = y_channel(a)[2:-2, 2:-2], y_channel(b)[2:-2, 2:-2]
+        expected = structural_similarity(
+            ya, yb, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255
+        )
+        assert ssim_y(a, b, crop=2) == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize("factor", [2, 3, 4])
+def test_bicubic_set5_ssim_matches_published(shared: Path, factor: int) -> None:
+    folder = SET5 / f"image_SRF_{factor}"
+    scores = []
+    for lr in sorted(folder.glob("*_LR.png")):
+        hr = decode(Path(str(lr).replace("_LR", "_HR"))).pixels
+        scores.append(ssim_y(upscale_pixels(decode(lr).pixels, BicubicBackend(factor)), hr, factor))
+    assert np.mean(scores) == pytest.approx(PUBLISHED_BICUBIC_SSIM[factor], abs=0.005)
+
+
+def test_consistency_psnr_exposes_broken_outputs() -> None:
+    with Image.open(SAMPLES / "chelsea.png") as im:
+        src = np.asarray(im.convert("RGB").resize((90, 60), Image.Resampling.BICUBIC))
+    good = upscale_pixels(src, BicubicBackend(3))
+    normal = consistency_psnr(good, src)
+    assert normal > 35
+    seam = good.copy()
+    seam[:, 90:93] = 255
+    broken = {
+        "black frame": np.zeros_like(good),
+        "RGB/BGR mix-up": good[..., ::-1],
+        "upside down": good[::-1],
+        "seam": seam,
+    }
+    for what, output in broken.items():
+        assert consistency_psnr(output, src) < normal - 10, what
+
+
+@pytest.fixture()
+def set5_x3(tmp_path: Path) -> tuple[Path, Path]:
+    """Set5 x3 HR images and their given LR images under matching names."""
+    hr, lr = tmp_path / "hr", tmp_path / "lr"
+    hr.mkdir()
+    lr.mkdir()
+    for path in sorted((SET5 / "image_SRF_3").glob("*_HR.png")):
+        name = path.name.replace("_SRF_3_HR", "")
+        shutil.copy(path, hr / name)
+        shutil.copy(str(path).replace("_HR", "_LR"), lr / name)
+    return hr, lr
+
+
+@pytest.mark.parametrize("suffix", [".json", ".csv", ".html"])
+def test_batch_report_with_reference(
+    shared: Path, set5_x3: tuple[Path, Path], tmp_path: Path, suffix: str
+) -> None:
+    hr, lr = set5_x3
+    report = tmp_path / f"report{suffix}"
+    result = run_cli(
+        "batch",
+        lr,
+        "-o",
+        tmp_path / "out",
+        "--backend",
+        "bicubic",
+        "--reference",
+        hr,
+        "--report",
+        report,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "mean PSNR 30.4" in result.stderr and "mean consistency PSNR" in result.stderr
+    text = report.read_text()
+    if suffix == ".json":
+        data = json.loads(text)
+        assert data["summary"]["done"] == 5 and data["summary"]["mean_psnr"] == pytest.approx(
+            30.39, abs=0.05
+        )
+        record = data["images"][0]
+        assert (
+            record["backend"] == "bicubic" and record["factor"] == 3 and record["status"] == "done"
+        )
+        assert record["output_size"] == [record["input_size"][0] * 3, record["input_size"][1] * 3]
+        assert 35 < record["consistency_psnr"] < 60 and record["reference"].endswith("img_001.png")
+    elif suffix == ".csv":
+        rows = list(csv.DictReader(text.splitlines()))
+        assert len(rows) == 5 and {r["status"] for r in rows} == {"done"}
+        assert np.mean([float(r["ssim"]) for r in rows]) == pytest.approx(0.8682, abs=0.005)
+    else:
+        assert text.count('<tr class="done">') == 5 and "mean PSNR" in text
+
+
+def test_missing_reference_is_noted_not_fatal(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "ref").mkdir()
+    photo(20, 20).save(tmp_path / "in" / "a.png")
+    report = tmp_path / "r.json"
+    result = run_cli(
+        "batch",
+        tmp_path / "in",
+        "-o",
+        tmp_path / "out",
+        "--backend",
+        "bicubic",
+        "--reference",
+        tmp_path / "ref",
+        "--report",
+        report,
+    )
+    assert result.returncode == 0
+    record = json.loads(report.read_text())["images"][0]
+    assert record["status"] == "done" and "no reference" in record["error"]
+
+
+def _chromium() -> str | None:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None and os.environ.get("CI"):
+        pytest.fail("CI must install Debian's chromium (see .ci/run)")
+    return found
+
+
+def test_compare_set5_report_and_page(
+    shared: Path, set5_x3: tuple[Path, Path], tmp_path: Path
+) -> None:
+    hr, lr = set5_x3
+    out = tmp_path / "cmp"
+    result = run_cli(
+        "compare",
+        hr,
+        "--factor",
+        3,
+        "--backend",
+        "bicubic",
+        "--backend",
+        "onnx",
+        "-o",
+        out,
+        "--lr-dir",
+        lr,
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads((out / "report.json").read_text())
+    assert data["factor"] == 3 and set(data["summary"]) == {"bicubic", "onnx"}
+    assert data["summary"]["bicubic"]["psnr"] == pytest.approx(30.39, abs=0.05)
+    assert data["summary"]["bicubic"]["ssim"] == pytest.approx(0.8682, abs=0.005)
+    listed = next(m for m in manifest()["models"] if m["factor"] == 3)["set5_psnr_y"]
+    assert data["summary"]["onnx"]["psnr"] == pytest.approx(listed, abs=0.005)
+    assert [i["name"] for i in data["images"]] == [f"img_00{i}.png" for i in range(1, 6)]
+    assert all({"psnr", "ssim"} <= set(i["onnx"]) for i in data["images"])
+    rows = list(csv.DictReader((out / "report.csv").read_text().splitlines()))
+    assert len(rows) == 12 and rows[-1]["name"] == "mean"
+    page = (out / "index.html").read_text()
+    assert "http://" not in page and "https://" not in page  # nothing from the network
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
+    dom = subprocess.run(
+        [browser, *flags, "--dump-dom", (out / "index.html").as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+    assert 'data-images="15"' in dom and 'data-loaded="15"' in dom  # every crop loaded
+    shot = tmp_path / "page.png"
+    subprocess.run(
+        [
+            browser,
+            *flags,
+            "--window-size=1200,1400",
+            f"--screenshot={shot}",
+            (out / "index.html").as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+    )
+    assert shot.stat().st_size > 20_000
+
+
+def test_compare_makes_low_resolution_inputs_itself(tmp_path: Path) -> None:
+    hr = tmp_path / "hr"
+    hr.mkdir()
+    photo(61, 47).save(hr / "a.png")  # not a multiple of 2: cropped
+    out = tmp_path / "cmp"
+    result = run_cli("compare", hr, "--factor", 2, "--backend", "bicubic", "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / "report.json").read_text())["images"][0]["bicubic"]["psnr"] > 20

@@ -1,0 +1,273 @@
+"""`upscaler compare`: several backends on the same images, scored against ground truth.
+
+Writes DIR/report.json, DIR/report.csv and a self-contained DIR/index.html (crops as PNG
+files beside it, an inline SVG chart; nothing fetched from the network).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from ._backend import BackendOptions
+from ._codec import READABLE_SUFFIXES, decode, pixels_to_pil
+from ._engine import upscale_pixels
+from ._errors import ImageError
+from ._metrics import psnr_y, ssim_y, y_channel
+from ._registry import load_backend
+from ._report import write_text_atomic
+from ._resize import bicubic_resize
+
+__all__ = ["Comparison", "compare"]
+
+#: Side of the detail crop shown per image, in output pixels.
+CROP = 48
+
+
+@dataclass
+class Comparison:
+    """Scores per image and backend, and the time each backend took."""
+
+    factor: int
+    backends: list[str]
+    images: list[dict[str, Any]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        return {
+            b: {
+                "psnr": round(statistics.fmean(i[b]["psnr"] for i in self.images), 4),
+                "ssim": round(statistics.fmean(i[b]["ssim"] for i in self.images), 5),
+                "seconds": round(self.seconds[b], 3),
+            }
+            for b in self.backends
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        return {"factor": self.factor, "summary": self.summary(), "images": self.images}
+
+
+def compare(
+    hr_dir: Path,
+    factor: int,
+    backends: list[str],
+    out: Path,
+    lr_dir: Path | None = None,
+    options: BackendOptions | None = None,
+) -> Comparison:
+    """Run every backend on every image of `hr_dir`, score, and write the three reports."""
+    loaded = {name: load_backend(name, factor, options or BackendOptions()) for name in backends}
+    result = Comparison(factor, list(backends), seconds=dict.fromkeys(backends, 0.0))
+    (out / "crops").mkdir(parents=True, exist_ok=True)
+    for hr_path in _images(hr_dir):
+        hr = _crop_to_multiple(decode(hr_path).pixels, factor)
+        lr = _low_resolution(hr, factor, lr_dir / hr_path.name if lr_dir else None)
+        outputs = {}
+        scores: dict[str, Any] = {"name": hr_path.name}
+        for name, backend in loaded.items():
+            started = time.perf_counter()
+            outputs[name] = upscale_pixels(lr, backend)
+            result.seconds[name] += time.perf_counter() - started
+            scores[name] = {
+                "psnr": round(psnr_y(outputs[name], hr, factor), 4),
+                "ssim": round(ssim_y(outputs[name], hr, factor), 5),
+            }
+        scores["crops"] = _save_crops(out / "crops", hr_path.stem, hr, outputs)
+        result.images.append(scores)
+    if not result.images:
+        raise ImageError(f"no images in {hr_dir}")
+    _write_reports(out, result)
+    return result
+
+
+def _images(folder: Path) -> list[Path]:
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in READABLE_SUFFIXES
+    )
+
+
+def _crop_to_multiple(img: NDArray[Any], factor: int) -> NDArray[Any]:
+    h, w = img.shape[:2]
+    return img[: h - h % factor, : w - w % factor]
+
+
+def _low_resolution(hr: NDArray[Any], factor: int, given: Path | None) -> NDArray[Any]:
+    """The given LR image (checked for size), or HR shrunk with antialiased bicubic."""
+    h, w = hr.shape[0] // factor, hr.shape[1] // factor
+    if given is not None:
+        if not given.is_file():
+            raise ImageError(f"{given}: no low-resolution image of that name")
+        lr = decode(given).pixels
+        if lr.shape[:2] != (h, w):
+            raise ImageError(f"{given}: is {lr.shape[1]}x{lr.shape[0]}, expected {w}x{h}")
+        return lr
+    if hr.dtype == np.uint8:
+        return np.asarray(pixels_to_pil(hr).resize((w, h), Image.Resampling.BICUBIC))
+    planes = hr.astype(np.float32)[..., None] if hr.ndim == 2 else hr.astype(np.float32)
+    small = np.clip(np.rint(bicubic_resize(planes, (w, h))), 0, 65535).astype(hr.dtype)
+    return small[..., 0] if hr.ndim == 2 else small
+
+
+def _detail_box(outputs: dict[str, NDArray[Any]]) -> tuple[int, int, int]:
+    """(top, left, side) of the square where the backends' Y channels differ most."""
+    ys = np.stack([y_channel(o) for o in outputs.values()])
+    spread = ys.max(axis=0) - ys.min(axis=0)
+    side = min(CROP, *spread.shape)
+    sums = np.cumsum(np.cumsum(np.pad(spread, ((1, 0), (1, 0))), 0), 1)
+    windows = sums[side:, side:] - sums[:-side, side:] - sums[side:, :-side] + sums[:-side, :-side]
+    top, left = np.unravel_index(int(np.argmax(windows)), windows.shape)
+    return int(top), int(left), side
+
+
+def _save_crops(
+    folder: Path, stem: str, hr: NDArray[Any], outputs: dict[str, NDArray[Any]]
+) -> dict[str, str]:
+    top, left, side = _detail_box(outputs)
+    crops = {}
+    for label, img in {"ground truth": hr, **outputs}.items():
+        name = f"{stem}_{label.replace(' ', '_')}.png"
+        pixels_to_pil(img[top : top + side, left : left + side]).save(folder / name)
+        crops[label] = f"crops/{name}"
+    return crops
+
+
+def _write_reports(out: Path, result: Comparison) -> None:
+    write_text_atomic(out / "report.json", json.dumps(result.as_json(), indent=2) + "\n")
+    write_text_atomic(out / "report.csv", _csv(result))
+    write_text_atomic(out / "index.html", _html(result))
+
+
+def _csv(result: Comparison) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(["name", "backend", "psnr", "ssim"])
+    for image in result.images:
+        writer.writerows(
+            [image["name"], b, image[b]["psnr"], image[b]["ssim"]] for b in result.backends
+        )
+    for b, s in result.summary().items():
+        writer.writerow(["mean", b, s["psnr"], s["ssim"]])
+    return buf.getvalue()
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>upscaler compare x{factor}</title>
+<style>
+body {{ font: 14px system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; margin-bottom: 1.5em; }}
+td, th {{ border: 1px solid #ccc; padding: 3px 10px; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+td.best {{ background: #d8f3d8; font-weight: bold; }}
+tr.mean td {{ border-top: 2px solid #444; }}
+figure {{ display: inline-block; margin: 0 12px 12px 0; text-align: center; }}
+figure img {{ width: {zoom}px; height: {zoom}px; image-rendering: pixelated; display: block; }}
+</style></head>
+<body data-images="{n_images}">
+<h1>upscaler compare, x{factor}</h1>
+<p>PSNR (dB) and SSIM on the Y channel of BT.601, {factor} border pixels cropped.
+Best value per row highlighted.</p>
+{chart}
+<h2>PSNR / SSIM</h2>
+<table><thead><tr><th>image</th>{head}</tr></thead><tbody>
+{rows}
+</tbody></table>
+<h2>Details</h2>
+<p>Per image, the {crop}x{crop} region where the backends differ most, enlarged
+{zoom_factor}x without smoothing.</p>
+{details}
+<script>
+window.addEventListener("load", () => {{
+  const imgs = [...document.images];
+  document.body.dataset.loaded = imgs.filter((i) => i.complete && i.naturalWidth > 0).length;
+}});
+</script>
+</body></html>
+"""
+
+
+def _cells(values: dict[str, tuple[float, float]]) -> str:
+    best_psnr = max(v[0] for v in values.values())
+    best_ssim = max(v[1] for v in values.values())
+    cells = []
+    for p, s in values.values():
+        cells.append(f"<td{' class=best' if p == best_psnr else ''}>{p:.2f}</td>")
+        cells.append(f"<td{' class=best' if s == best_ssim else ''}>{s:.4f}</td>")
+    return "".join(cells)
+
+
+def _html(result: Comparison) -> str:
+    names = [html.escape(b) for b in result.backends]
+    head = "".join(f"<th>{b} PSNR</th><th>{b} SSIM</th>" for b in names)
+    rows = [
+        f"<tr><td>{html.escape(i['name'])}</td>"
+        + _cells({b: (i[b]["psnr"], i[b]["ssim"]) for b in result.backends})
+        + "</tr>"
+        for i in result.images
+    ]
+    summary = result.summary()
+    rows.append(
+        '<tr class="mean"><td>mean</td>'
+        + _cells({b: (s["psnr"], s["ssim"]) for b, s in summary.items()})
+        + "</tr>"
+    )
+    rows.append(
+        "<tr><td>seconds</td>"
+        + "".join(f'<td colspan="2">{s["seconds"]:.2f}</td>' for s in summary.values())
+        + "</tr>"
+    )
+    zoom = 4
+    return _PAGE.format(
+        factor=result.factor,
+        zoom=CROP * zoom,
+        zoom_factor=zoom,
+        crop=CROP,
+        n_images=sum(len(i["crops"]) for i in result.images),
+        chart=_chart(summary),
+        head=head,
+        rows="\n".join(rows),
+        details="\n".join(_detail(i) for i in result.images),
+    )
+
+
+def _detail(image: dict[str, Any]) -> str:
+    figures = "".join(
+        f'<figure><img src="{html.escape(src)}" alt="{html.escape(label)}">'
+        f"<figcaption>{html.escape(label)}</figcaption></figure>"
+        for label, src in image["crops"].items()
+    )
+    return f"<h3>{html.escape(image['name'])}</h3><div>{figures}</div>"
+
+
+def _chart(summary: dict[str, dict[str, float]]) -> str:
+    """Horizontal bars of mean PSNR per backend, as inline SVG."""
+    values = {b: s["psnr"] for b, s in summary.items()}
+    low = min(values.values()) - 1.0
+    span = max(max(values.values()) - low, 1e-6)
+    bars = []
+    for row, (backend, value) in enumerate(values.items()):
+        width = 300 * (value - low) / span
+        y = 10 + row * 26
+        bars.append(
+            f'<text x="0" y="{y + 15}">{html.escape(backend)}</text>'
+            f'<rect x="90" y="{y}" width="{width:.1f}" height="20" fill="#4a7bd0"></rect>'
+            f'<text x="{95 + width:.1f}" y="{y + 15}">{value:.2f} dB</text>'
+        )
+    height = 20 + 26 * len(values)
+    return (
+        f'<h2>Mean PSNR</h2><svg width="480" height="{height}" role="img" '
+        f'aria-label="mean PSNR per backend">{"".join(bars)}</svg>'
+    )
