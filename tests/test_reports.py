@@ -218,6 +218,35 @@ def test_compare_makes_low_resolution_inputs_itself(tmp_path: Path) -> None:
     hr.mkdir()
     photo(61, 47).save(hr / "a.png")  # not a multiple of 2: cropped
     out = tmp_path / "cmp"
-    result = run_cli("compare", hr, "--factor", 2, "--backend", "bicubic", "-o", out)
+    result = run_cli("compare", hr, "--factor", 2, "--backend", "bicubic", "-o", out, "--rgb-psnr")
     assert result.returncode == 0, result.stderr
-    assert json.loads((out / "report.json").read_text())["images"][0]["bicubic"]["psnr"] > 20
+    data = json.loads((out / "report.json").read_text())
+    scores = data["images"][0]["bicubic"]
+    assert scores["psnr"] > 20 and scores["psnr_rgb"] > 20 and scores["psnr_rgb"] != scores["psnr"]
+    assert data["summary"]["bicubic"]["psnr_rgb"] == scores["psnr_rgb"]
+
+
+@pytest.mark.parametrize(("jobs", "sig"), [(1, "SIGINT"), (2, "SIGTERM")])
+def test_interrupted_batch_still_writes_its_report(tmp_path: Path, jobs: int, sig: str) -> None:
+    import signal
+    import time
+
+    from conftest import upscaler_command
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(40):
+        photo(240, 180, seed=i).save(src / f"p{i:02}.png")
+    out, report = tmp_path / "out", tmp_path / "r.json"
+    args = ["batch", str(src), "-o", str(out), "--report", str(report), "--jobs", str(jobs)]
+    proc = subprocess.Popen([*upscaler_command(), *args], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(list(out.glob("*.png"))) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(getattr(signal, sig))
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + getattr(signal, sig)
+    data = json.loads(report.read_text())
+    assert 3 <= data["summary"]["done"] < 40
+    assert len(list(out.iterdir())) == data["summary"]["done"]  # no partial or temporary files
+    assert "done" in stderr.splitlines()[-1]

@@ -12,9 +12,6 @@ from . import __version__
 DEFAULT_BACKEND = "onnx"
 FORMAT_CHOICES = ["same", "png", "jpg", "webp", "tiff"]
 
-#: Exit statuses.
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="upscaler")
@@ -80,6 +77,7 @@ def cli() -> None:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Folder of originals (matched by relative path) to score PSNR/SSIM against.",
 )
+@click.option("--rgb-psnr", is_flag=True, help="With --reference, also PSNR over the RGB channels.")
 @click.option(
     "--report",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -145,6 +143,7 @@ def batch(**kwargs: object) -> None:
     help="Low-resolution inputs, same names as in HR_DIR [default: HR shrunk with bicubic].",
 )
 @click.option("--threads", type=click.IntRange(min=1), help="Threads per backend.")
+@click.option("--rgb-psnr", is_flag=True, help="Also report PSNR over the RGB channels.")
 def compare(
     hr_dir: Path,
     factor: str,
@@ -152,6 +151,7 @@ def compare(
     out: Path,
     lr_dir: Path | None,
     threads: int | None,
+    rgb_psnr: bool,
 ) -> None:
     """Compare backends on the high-resolution images in HR_DIR, with PSNR/SSIM against them.
 
@@ -170,6 +170,7 @@ def compare(
             out,
             lr_dir,
             BackendOptions(threads=threads),
+            rgb_psnr,
         )
     except UpscalerError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -24,7 +24,7 @@ from ._backend import BackendOptions
 from ._codec import READABLE_SUFFIXES, decode, pixels_to_pil
 from ._engine import upscale_pixels
 from ._errors import ImageError
-from ._metrics import psnr_y, ssim_y, y_channel
+from ._metrics import score, y_channel
 from ._registry import load_backend
 from ._report import write_text_atomic
 from ._resize import bicubic_resize
@@ -45,14 +45,11 @@ class Comparison:
     seconds: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> dict[str, dict[str, float]]:
-        return {
-            b: {
-                "psnr": round(statistics.fmean(i[b]["psnr"] for i in self.images), 4),
-                "ssim": round(statistics.fmean(i[b]["ssim"] for i in self.images), 5),
-                "seconds": round(self.seconds[b], 3),
-            }
-            for b in self.backends
-        }
+        return {b: {**self._means(b), "seconds": round(self.seconds[b], 3)} for b in self.backends}
+
+    def _means(self, backend: str) -> dict[str, float]:
+        keys = self.images[0][backend].keys()
+        return {k: round(statistics.fmean(i[backend][k] for i in self.images), 5) for k in keys}
 
     def as_json(self) -> dict[str, Any]:
         return {"factor": self.factor, "summary": self.summary(), "images": self.images}
@@ -65,6 +62,7 @@ def compare(
     out: Path,
     lr_dir: Path | None = None,
     options: BackendOptions | None = None,
+    rgb_psnr: bool = False,
 ) -> Comparison:
     """Run every backend on every image of `hr_dir`, score, and write the three reports."""
     loaded = {name: load_backend(name, factor, options or BackendOptions()) for name in backends}
@@ -79,10 +77,7 @@ def compare(
             started = time.perf_counter()
             outputs[name] = upscale_pixels(lr, backend)
             result.seconds[name] += time.perf_counter() - started
-            scores[name] = {
-                "psnr": round(psnr_y(outputs[name], hr, factor), 4),
-                "ssim": round(ssim_y(outputs[name], hr, factor), 5),
-            }
+            scores[name] = score(outputs[name], hr, factor, rgb_psnr)
         scores["crops"] = _save_crops(out / "crops", hr_path.stem, hr, outputs)
         result.images.append(scores)
     if not result.images:

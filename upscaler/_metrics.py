@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-__all__ = ["consistency_psnr", "psnr", "psnr_y", "ssim_y", "y_channel"]
+__all__ = ["consistency_psnr", "psnr", "psnr_y", "score", "ssim_y", "y_channel"]
 
 _STUDIO_Y = np.array([65.481, 128.553, 24.966]) / 255.0
 _WINDOW = cv2.getGaussianKernel(11, 1.5) @ cv2.getGaussianKernel(11, 1.5).T
@@ -74,6 +74,26 @@ def ssim_y(output: NDArray[Any], reference: NDArray[Any], crop: int) -> float:
     num = (2 * mu_a * mu_b + _C1) * (2 * cov + _C2)
     den = (mu_a**2 + mu_b**2 + _C1) * (var_a + var_b + _C2)
     return float(np.mean(num / den))
+
+
+def score(
+    output: NDArray[Any], reference: NDArray[Any], crop: int, rgb: bool = False
+) -> dict[str, float]:
+    """{"psnr", "ssim"} on Y (and "psnr_rgb", over all colour channels, when `rgb`)."""
+    scores = {
+        "psnr": round(psnr_y(output, reference, crop), 4),
+        "ssim": round(ssim_y(output, reference, crop), 5),
+    }
+    if rgb:
+        scores["psnr_rgb"] = round(
+            psnr(
+                output[..., :3] if output.ndim == 3 else output,
+                reference[..., :3] if reference.ndim == 3 else reference,
+                crop,
+            ),
+            4,
+        )
+    return scores
 
 
 def consistency_psnr(output: NDArray[Any], source: NDArray[Any]) -> float:

@@ -22,7 +22,7 @@ from ._codec import READABLE_SUFFIXES, decode, encode
 from ._discover import Job
 from ._engine import upscale_pixels
 from ._errors import ImageError, UpscalerError
-from ._metrics import consistency_psnr, psnr_y, ssim_y
+from ._metrics import consistency_psnr, score
 from ._registry import load_backend
 
 __all__ = ["Record", "Settings", "is_up_to_date", "process_image"]
@@ -43,6 +43,8 @@ class Settings:
     options: BackendOptions = field(default_factory=BackendOptions)
     #: Folder of originals, matched by relative path, to score outputs against.
     reference: Path | None = None
+    #: Also PSNR over the RGB channels against the reference.
+    rgb_psnr: bool = False
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class Record:
     reference: str | None = None
     psnr: float | None = None
     ssim: float | None = None
+    psnr_rgb: float | None = None
 
 
 def is_up_to_date(job: Job) -> bool:
@@ -119,11 +122,7 @@ def _scores(
         return {**scores, "error": f"no reference for {job.rel} in {settings.reference}"}
     try:
         ref = decode(ref_path).pixels
-        crop = settings.factor
-        measured = {
-            "psnr": _round(psnr_y(out, ref, crop)),
-            "ssim": _round(ssim_y(out, ref, crop), 5),
-        }
+        measured = score(out, ref, settings.factor, settings.rgb_psnr)
     except (ImageError, ValueError) as exc:
         return {**scores, "reference": str(ref_path), "error": f"reference {ref_path}: {exc}"}
     return {**scores, "reference": str(ref_path), **measured}

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import click
 from tqdm import tqdm
@@ -23,7 +26,7 @@ from ._report import REPORT_SUFFIXES, summarise, summary_line, write_report
 
 __all__ = ["BatchRequest", "run_batch"]
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 #: Images with more tiles than this get a second progress bar over their tiles.
 TILE_BAR_MIN = 16
 
@@ -44,6 +47,7 @@ class BatchRequest:
     quality: int
     report: Path | None
     reference: Path | None
+    rgb_psnr: bool
     jobs: int
     threads: int | None
     skip_existing: bool
@@ -62,6 +66,7 @@ class BatchRequest:
             self.skip_existing,
             options,
             self.reference,
+            self.rgb_psnr,
         )
 
 
@@ -104,41 +109,82 @@ def _process_all(req: BatchRequest, settings: Settings, found: Discovery) -> int
     for r in records:
         click.echo(f"{r.src}: {r.error}", err=True)
     started = time.perf_counter()
-    interrupted = False
     bar = _image_bar(req, len(found.jobs))
-    try:
-        for record in _results(req, settings, found.jobs, bar):
-            records.append(record)
-            _announce(record, req, bar)
-    except KeyboardInterrupt:
-        interrupted = True
-    finally:
-        if bar is not None:
-            bar.close()
+    with StopSignals() as stop:
+        try:
+            for record in _results(req, settings, found.jobs, bar, stop):
+                records.append(record)
+                _announce(record, req, bar)
+        finally:
+            if bar is not None:
+                bar.close()
     summary = summarise(records, time.perf_counter() - started, len(found.not_images))
     if req.report:
         write_report(req.report, records, summary)
     if not req.quiet:
         click.echo(summary_line(summary), err=True)
-    if interrupted:
-        return EXIT_INTERRUPTED
+    if stop.signum is not None:
+        return 128 + stop.signum  # 130 for SIGINT, 143 for SIGTERM
     return EXIT_SOME_FAILED if summary["failed"] else EXIT_OK
 
 
+class StopSignals:
+    """While active, SIGINT/SIGTERM ask the run to stop after the image(s) in flight.
+
+    A second signal aborts at once (KeyboardInterrupt), as a user pressing Ctrl-C twice wants.
+    """
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        click.echo(
+            f"upscaler: {signal.Signals(signum).name}: stopping after the images in flight",
+            err=True,
+        )
+
+
 def _results(
-    req: BatchRequest, settings: Settings, jobs: list[Job], bar: tqdm | None
+    req: BatchRequest, settings: Settings, jobs: list[Job], bar: tqdm | None, stop: StopSignals
 ) -> Iterator[Record]:
     if req.jobs == 1 or len(jobs) <= 1:
         for job in jobs:
+            if stop.signum is not None:
+                return
             yield process_image(job, settings, _tile_progress(bar))
         return
-    pool = ProcessPoolExecutor(req.jobs, mp_context=get_context("spawn"))
+    pool = ProcessPoolExecutor(
+        req.jobs, mp_context=get_context("spawn"), initializer=_ignore_sigint
+    )
     try:
         futures = {pool.submit(process_image, job, settings): job for job in jobs}
         for future in as_completed(futures):
-            yield _outcome(future, futures[future])
-    finally:  # on interruption, drop what has not started
+            if stop.signum is not None:
+                for pending in futures:
+                    pending.cancel()  # those not started; the running ones finish
+            if not future.cancelled():
+                yield _outcome(future, futures[future])
+    finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _ignore_sigint() -> None:
+    """Workers leave Ctrl-C to the parent, which stops the run cleanly."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _outcome(future: Future[Record], job: Job) -> Record:
