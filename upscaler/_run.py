@@ -58,15 +58,15 @@ class BatchRequest:
         threads = self.threads or max(1, _cores() // self.jobs)
         options = BackendOptions(weights=self.weights, device=self.device, threads=threads)
         return Settings(
-            self.backend,
-            int(self.factor),
-            self.tile,
-            self.overlap,
-            self.quality,
-            self.skip_existing,
-            options,
-            self.reference,
-            self.rgb_psnr,
+            backend=self.backend,
+            factor=int(self.factor),
+            tile=self.tile,
+            overlap=self.overlap,
+            quality=self.quality,
+            skip_existing=self.skip_existing,
+            options=options,
+            reference=self.reference,
+            rgb_psnr=self.rgb_psnr,
         )
 
 
