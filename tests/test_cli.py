@@ -49,7 +49,7 @@ def test_one_corrupt_file_fails_alone_with_exit_1(mixed_tree: Path, tmp_path: Pa
     )
     assert result.returncode == 1
     assert f"{mixed_tree / 'nested' / 'broken.jpg'}: " in result.stderr
-    assert len(list(out.rglob("*.*"))) == 4 and not (out / "nested" / "broken.jpg").exists()
+    assert len(list(out.rglob("[!.]*.*"))) == 4 and not (out / "nested" / "broken.jpg").exists()
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["summary"]["failed"] == 1 and report["summary"]["done"] == 4
 
@@ -96,7 +96,7 @@ def test_jobs_use_worker_processes_with_the_same_results(mixed_tree: Path, tmp_p
         ).returncode
         == 0
     )
-    for a in (tmp_path / "one").rglob("*.*"):
+    for a in (tmp_path / "one").rglob("[!.]*.*"):
         b = tmp_path / "two" / a.relative_to(tmp_path / "one")
         assert np.array_equal(np.asarray(Image.open(a)), np.asarray(Image.open(b)))
 

@@ -248,5 +248,6 @@ def test_interrupted_batch_still_writes_its_report(tmp_path: Path, jobs: int, si
     assert proc.returncode == 128 + getattr(signal, sig)
     data = json.loads(report.read_text())
     assert 3 <= data["summary"]["done"] < 40
-    assert len(list(out.iterdir())) == data["summary"]["done"]  # no partial or temporary files
+    names = sorted(p.name for p in out.iterdir())
+    assert names[0] == ".upscaler.lock" and len(names) == data["summary"]["done"] + 1  # no partial files
     assert "done" in stderr.splitlines()[-1]

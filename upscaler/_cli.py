@@ -99,6 +99,20 @@ def cli() -> None:
     show_default=True,
     help="Skip images whose output exists and is newer than the input.",
 )
+@click.option(
+    "--max-pixels",
+    type=click.IntRange(min=1),
+    default=400_000_000,
+    show_default=True,
+    help="Refuse images whose output would have more pixels (checked before decoding).",
+)
+@click.option(
+    "--lock-timeout",
+    type=click.FloatRange(min=0),
+    default=60,
+    show_default=True,
+    help="Seconds to wait for another run writing to the same output folder; then exit 3.",
+)
 @click.option("--dry-run", is_flag=True, help="List what would be done, write nothing.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress output; errors are still printed.")
 def batch(**kwargs: object) -> None:
@@ -106,7 +120,8 @@ def batch(**kwargs: object) -> None:
 
     Outputs mirror each input's relative path under the output folder. Hidden files and
     folders are skipped; files that are not images are counted and skipped. Exit status:
-    0 all done, 1 some images failed (the others were still written), 2 usage error.
+    0 all done, 1 some images failed (the others were still written), 2 usage error,
+    3 another run holds the output folder, 130/143 stopped by SIGINT/SIGTERM.
     """
     from ._run import BatchRequest, run_batch
 

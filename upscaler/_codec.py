@@ -49,6 +49,9 @@ _WRITABLE = {
     ".bmp": "BMP",
 }
 READABLE_SUFFIXES = frozenset([*_WRITABLE, ".gif"])
+# Size limits are ours (decode's max_pixels), checked from the header before decoding.
+Image.MAX_IMAGE_PIXELS = None
+
 _MODES = {
     "1": "L",
     "L": "L",
@@ -85,10 +88,16 @@ class Decoded:
     metadata: Metadata
 
 
-def decode(path: Path) -> Decoded:
-    """Read an image file (first frame of an animation); ImageError says why not."""
+def decode(path: Path, max_pixels: int | None = None, factor: int = 1) -> Decoded:
+    """Read a still image file; ImageError says why not.
+
+    An image whose output at `factor` would have more than `max_pixels` pixels is refused
+    from its header, before any pixel is decoded (decompression bombs); animations and
+    multi-page files are refused.
+    """
     try:
         with Image.open(path) as im:
+            _check_header(im, max_pixels, factor)
             meta = _metadata(im)
             fmt = im.format or "?"
             pixels = _read_16bit_colour(path) if _is_16bit_colour(im, path) else pil_to_pixels(im)
@@ -97,6 +106,20 @@ def decode(path: Path) -> Decoded:
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageError(_reason(exc)) from exc
     return Decoded(pixels, fmt, meta)
+
+
+def _check_header(im: Image.Image, max_pixels: int | None, factor: int) -> None:
+    w, h = im.size
+    if max_pixels is not None and w * h * factor**2 > max_pixels:
+        out = f"{w * factor}x{h * factor}"
+        raise ImageError(
+            f"{w}x{h} pixels: the {out} output would exceed --max-pixels {max_pixels:,}"
+        )
+    frames = getattr(im, "n_frames", 1)
+    if frames > 1:
+        raise ImageError(
+            f"{frames} frames (animation or multi-page file): only still images are upscaled"
+        )
 
 
 def _reason(exc: Exception) -> str:

@@ -35,6 +35,8 @@ class Discovery:
     not_images: list[Path] = field(default_factory=list)
     #: Inputs that cannot even be tried, with the reason (dangling link, collision, ...).
     problems: list[tuple[Path, str]] = field(default_factory=list)
+    #: The output folders that jobs write below.
+    roots: list[Path] = field(default_factory=list)
 
 
 def default_output(root: Path, factor: int) -> Path:
@@ -56,6 +58,8 @@ def discover(inputs: Sequence[Path], out: Path | None, factor: int, fmt: str) ->
         base = given.absolute() if given.is_dir() else given.absolute().parent
         target = out.absolute() if out else default_output(base, factor)
         _refuse_inside(target, roots)
+        if target not in found.roots:
+            found.roots.append(target)
         for src, problem in _walk(given):
             if problem:
                 found.problems.append((src, problem))

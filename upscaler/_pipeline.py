@@ -28,6 +28,8 @@ from ._registry import load_backend
 __all__ = ["Record", "Settings", "is_up_to_date", "process_image"]
 
 Status = Literal["done", "skipped", "failed"]
+#: Default --max-pixels: 400 megapixels of output (6000x4000 at x4 is 384).
+DEFAULT_MAX_PIXELS = 400_000_000
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class Settings:
     reference: Path | None = None
     #: Also PSNR over the RGB channels against the reference.
     rgb_psnr: bool = False
+    #: Largest output, in pixels; inputs whose output would be larger are refused unread.
+    max_pixels: int = DEFAULT_MAX_PIXELS
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,7 @@ def process_image(
     started = time.perf_counter()
     try:
         backend = load_backend(settings.backend, settings.factor, settings.options)
-        image = decode(job.src)
+        image = decode(job.src, settings.max_pixels, settings.factor)
         out = upscale_pixels(image.pixels, backend, settings.tile, settings.overlap, on_tiles)
         encode(out, job.dst, image.metadata.scaled(settings.factor), settings.quality)
         scores = _scores(image.pixels, out, job, settings)

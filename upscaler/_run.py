@@ -9,12 +9,14 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
 import click
+from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from ._backend import BackendOptions
@@ -26,7 +28,9 @@ from ._report import REPORT_SUFFIXES, summarise, summary_line, write_report
 
 __all__ = ["BatchRequest", "run_batch"]
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
+#: Lock file in each output folder (hidden: never taken for an input).
+LOCK_NAME = ".upscaler.lock"
 #: Images with more tiles than this get a second progress bar over their tiles.
 TILE_BAR_MIN = 16
 
@@ -51,6 +55,8 @@ class BatchRequest:
     jobs: int
     threads: int | None
     skip_existing: bool
+    max_pixels: int
+    lock_timeout: float
     dry_run: bool
     quiet: bool
 
@@ -67,6 +73,7 @@ class BatchRequest:
             options=options,
             reference=self.reference,
             rgb_psnr=self.rgb_psnr,
+            max_pixels=self.max_pixels,
         )
 
 
@@ -87,7 +94,26 @@ def run_batch(req: BatchRequest) -> int:
         return _usage(str(exc))
     if req.dry_run:
         return _dry_run(found)
-    return _process_all(req, settings, found)
+    try:
+        with _locked(found.roots, req.lock_timeout):
+            return _process_all(req, settings, found)
+    except Timeout as exc:
+        click.echo(
+            f"upscaler: error: another upscaler run is writing to {Path(exc.lock_file).parent} "
+            f"(waited {req.lock_timeout:g} s for {exc.lock_file})",
+            err=True,
+        )
+        return EXIT_LOCKED
+
+
+@contextmanager
+def _locked(roots: list[Path], timeout: float) -> Iterator[None]:
+    """Hold a lock file in each output folder, so that two runs never write the same files."""
+    with ExitStack() as stack:
+        for root in sorted(roots):
+            root.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(FileLock(root / LOCK_NAME, timeout=timeout))
+        yield
 
 
 def _usage(message: str) -> int:
