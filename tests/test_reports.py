@@ -249,5 +249,7 @@ def test_interrupted_batch_still_writes_its_report(tmp_path: Path, jobs: int, si
     data = json.loads(report.read_text())
     assert 3 <= data["summary"]["done"] < 40
     names = sorted(p.name for p in out.iterdir())
-    assert names[0] == ".upscaler.lock" and len(names) == data["summary"]["done"] + 1  # no partial files
+    assert (
+        names[0] == ".upscaler.lock" and len(names) == data["summary"]["done"] + 1
+    )  # no partial files
     assert "done" in stderr.splitlines()[-1]

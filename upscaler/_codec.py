@@ -7,6 +7,7 @@ the file's header, never from pixel values.
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from dataclasses import dataclass, field, replace
@@ -124,10 +125,14 @@ def _check_header(im: Image.Image, max_pixels: int | None, factor: int) -> None:
 
 def _reason(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.errno is not None and exc.strerror:
+        return exc.strerror  # Permission denied, Is a directory, ...
     if isinstance(exc, UnidentifiedImageError):
         return "not a recognised image file"
     if "truncated" in text.lower():
         return "truncated image file"
+    if isinstance(exc, OSError):  # Pillow's decoders say little more than this
+        return f"corrupt image data ({text})"
     return text.replace(str(getattr(exc, "filename", "") or "\0"), "").strip(" :'\"") or text
 
 
@@ -180,11 +185,17 @@ def output_suffix(src: Path, fmt: str) -> str:
 
 
 def encode(pixels: NDArray[Any], dst: Path, metadata: Metadata, quality: int = 95) -> None:
-    """Write `pixels` to `dst` atomically (temporary file, then rename); format from suffix."""
+    """Write `pixels` to `dst` atomically (temporary file, then rename); format from suffix.
+
+    Temporary files of `dst` left by a killed run are removed first; callers make sure no
+    other process writes `dst` at the same time (`upscaler batch` holds a folder lock).
+    """
     fmt = _WRITABLE.get(dst.suffix.lower())
     if fmt is None:
         raise ImageError(f"cannot write {dst.suffix!r} files")
     dst.parent.mkdir(parents=True, exist_ok=True)
+    for stale in dst.parent.glob(f".{glob.escape(dst.name)}.*.tmp"):  # left by a killed run
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -41,7 +41,7 @@ class Discovery:
 
 def default_output(root: Path, factor: int) -> Path:
     """The sibling folder `<input>-x<factor>` of an input folder."""
-    root = root.absolute()
+    root = _absolute(root)
     return root.with_name(f"{root.name}-x{factor}")
 
 
@@ -52,11 +52,11 @@ def discover(inputs: Sequence[Path], out: Path | None, factor: int, fmt: str) ->
     `<folder>-x<factor>`); a file goes to OUT/<name> (default: `<its folder>-x<factor>/`).
     """
     found = Discovery()
-    roots = [p.absolute() for p in inputs if p.is_dir()]
+    roots = [_absolute(p) for p in inputs if p.is_dir()]
     claimed: dict[Path, Path] = {}
     for given in inputs:
-        base = given.absolute() if given.is_dir() else given.absolute().parent
-        target = out.absolute() if out else default_output(base, factor)
+        base = _absolute(given) if given.is_dir() else _absolute(given).parent
+        target = _absolute(out) if out else default_output(base, factor)
         _refuse_inside(target, roots)
         if target not in found.roots:
             found.roots.append(target)
@@ -66,7 +66,7 @@ def discover(inputs: Sequence[Path], out: Path | None, factor: int, fmt: str) ->
             elif src.suffix.lower() not in READABLE_SUFFIXES:
                 found.not_images.append(src)
             else:
-                rel = src.absolute().relative_to(base)
+                rel = _absolute(src).relative_to(base)
                 dst = (target / rel).with_suffix(output_suffix(src, fmt))
                 _add(found, claimed, Job(src, dst, rel))
     return found
@@ -127,3 +127,8 @@ def _not_file_reason(path: Path) -> str:
                 else f"bad symbolic link: {exc.strerror}"
             )
     return "not a regular file"
+
+
+def _absolute(path: Path) -> Path:
+    """Absolute and without `..`, but symbolic links left as they are (unlike resolve())."""
+    return Path(os.path.abspath(path))
