@@ -64,9 +64,14 @@ def test_two_inputs_for_one_output_are_a_problem_not_an_overwrite(tmp_path: Path
     assert "already the output of" in found.problems[0][1]
 
 
-def test_relative_paths_with_dot_dot_are_understood(tree: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_paths_with_dot_dot_are_understood(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tree)
     found = discover([Path(".")], Path("../photos-out"), 3, "same")
-    assert {j.dst for j in found.jobs} == {tree.parent / "photos-out" / "top.jpg", tree.parent / "photos-out" / "a/b/deep.png"}
+    assert {j.dst for j in found.jobs} == {
+        tree.parent / "photos-out" / "top.jpg",
+        tree.parent / "photos-out" / "a/b/deep.png",
+    }
     with pytest.raises(OutputInsideInput):
         discover([Path("../photos")], Path("a/../a/out"), 3, "same")

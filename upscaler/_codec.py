@@ -8,16 +8,18 @@ the file's header, never from pixel values.
 from __future__ import annotations
 
 import glob
+import io
 import os
 import tempfile
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, PngImagePlugin, TiffImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageCms, PngImagePlugin, TiffImagePlugin, UnidentifiedImageError
 
 from ._errors import ImageError
 
@@ -48,7 +50,12 @@ _WRITABLE = {
     ".tif": "TIFF",
     ".tiff": "TIFF",
     ".bmp": "BMP",
+    ".avif": "AVIF",
+    ".heic": "HEIF",
+    ".heif": "HEIF",
 }
+_PNG_XMP = "XML:com.adobe.xmp"  # the iTXt keyword that holds XMP in PNG files
+_HEIF_SUFFIXES = frozenset([".heic", ".heif"])
 READABLE_SUFFIXES = frozenset([*_WRITABLE, ".gif"])
 # Size limits are ours (decode's max_pixels), checked from the header before decoding.
 Image.MAX_IMAGE_PIXELS = None
@@ -73,6 +80,7 @@ class Metadata:
     exif: bytes | None = None
     dpi: tuple[float, float] | None = None
     text: dict[str, str] = field(default_factory=dict)
+    xmp: bytes | None = None
 
     def scaled(self, factor: int) -> Metadata:
         """The same metadata for an image `factor` times larger (same printed size)."""
@@ -96,17 +104,46 @@ def decode(path: Path, max_pixels: int | None = None, factor: int = 1) -> Decode
     from its header, before any pixel is decoded (decompression bombs); animations and
     multi-page files are refused.
     """
+    if path.suffix.lower() in _HEIF_SUFFIXES:
+        _register_heif()
     try:
         with Image.open(path) as im:
             _check_header(im, max_pixels, factor)
             meta = _metadata(im)
             fmt = im.format or "?"
-            pixels = _read_16bit_colour(path) if _is_16bit_colour(im, path) else pil_to_pixels(im)
+            if _is_16bit_colour(im, path):
+                pixels = _read_16bit_colour(path)
+            elif im.mode == "CMYK" and meta.icc_profile:
+                pixels, meta = _cmyk_to_srgb(im, meta)
+            else:
+                pixels = pil_to_pixels(im)
     except ImageError:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageError(_reason(exc)) from exc
     return Decoded(pixels, fmt, meta)
+
+
+@cache
+def _register_heif() -> None:
+    """HEIC/HEIF through the optional pillow-heif (`pip install upscaler[heif]`)."""
+    try:
+        import pillow_heif
+    except ImportError as exc:
+        raise ImageError("HEIC/HEIF files need `pip install upscaler[heif]`") from exc
+    pillow_heif.register_heif_opener()
+
+
+def _cmyk_to_srgb(im: Image.Image, meta: Metadata) -> tuple[NDArray[Any], Metadata]:
+    """Convert CMYK through its embedded ICC profile to sRGB; the output then carries sRGB."""
+    srgb = ImageCms.createProfile("sRGB")
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(meta.icc_profile or b""))
+        rgb = ImageCms.profileToProfile(im, source, srgb, outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError) as exc:
+        raise ImageError(f"CMYK image with an unusable ICC profile: {exc}") from exc
+    assert rgb is not None
+    return np.asarray(rgb), replace(meta, icc_profile=ImageCms.ImageCmsProfile(srgb).tobytes())
 
 
 def _check_header(im: Image.Image, max_pixels: int | None, factor: int) -> None:
@@ -168,12 +205,16 @@ def _read_16bit_colour(path: Path) -> NDArray[np.uint16]:
 
 def _metadata(im: Image.Image) -> Metadata:
     dpi = im.info.get("dpi")
-    text = {k: v for k, v in getattr(im, "text", {}).items() if isinstance(v, str)}
+    text = {
+        k: v for k, v in getattr(im, "text", {}).items() if isinstance(v, str) and k != _PNG_XMP
+    }
+    xmp = im.info.get("xmp") or im.info.get(_PNG_XMP) or None
     return Metadata(
         icc_profile=im.info.get("icc_profile") or None,
         exif=im.info.get("exif") or None,
         dpi=(float(dpi[0]), float(dpi[1])) if dpi else None,
         text=text,
+        xmp=xmp.encode() if isinstance(xmp, str) else xmp,
     )
 
 
@@ -191,6 +232,8 @@ def encode(pixels: NDArray[Any], dst: Path, metadata: Metadata, quality: int = 9
     other process writes `dst` at the same time (`upscaler batch` holds a folder lock).
     """
     fmt = _WRITABLE.get(dst.suffix.lower())
+    if dst.suffix.lower() in _HEIF_SUFFIXES:
+        _register_heif()
     if fmt is None:
         raise ImageError(f"cannot write {dst.suffix!r} files")
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -239,9 +282,7 @@ def pixels_to_pil(pixels: NDArray[Any]) -> Image.Image:
         arr = np.rint(np.clip(arr, 0, 1) * 255).astype(np.uint8)
     if arr.dtype == np.uint16 and arr.ndim == 3:
         arr = np.rint(arr / 257.0).astype(np.uint8)
-    if arr.dtype == np.uint16:
-        return Image.fromarray(arr, mode="I;16")
-    return Image.fromarray(np.ascontiguousarray(arr))
+    return Image.fromarray(np.ascontiguousarray(arr))  # uint16 (H, W) becomes "I;16"
 
 
 def _flatten_alpha(arr: NDArray[Any]) -> NDArray[np.uint8]:
@@ -253,20 +294,28 @@ def _flatten_alpha(arr: NDArray[Any]) -> NDArray[np.uint8]:
 
 def _save_options(fmt: str, meta: Metadata, quality: int) -> dict[str, object]:
     opts: dict[str, object] = {}
-    if meta.icc_profile and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+    if meta.icc_profile and fmt in ("JPEG", "PNG", "WEBP", "TIFF", "AVIF", "HEIF"):
         opts["icc_profile"] = meta.icc_profile
-    if meta.exif and fmt in ("JPEG", "PNG", "WEBP", "TIFF"):
+    if meta.exif and fmt in ("JPEG", "PNG", "WEBP", "TIFF", "AVIF", "HEIF"):
         opts["exif"] = meta.exif
     if meta.dpi and fmt in ("JPEG", "PNG", "TIFF", "BMP"):
         opts["dpi"] = meta.dpi
-    if fmt in ("JPEG", "WEBP"):
+    if fmt in ("JPEG", "WEBP", "AVIF", "HEIF"):
         opts["quality"] = quality
-    if fmt == "PNG" and meta.text:
-        info = PngImagePlugin.PngInfo()
-        for k, v in meta.text.items():
-            info.add_text(k, v)
-        opts["pnginfo"] = info
+    if meta.xmp and fmt in ("JPEG", "WEBP"):
+        opts["xmp"] = meta.xmp
+    if fmt == "PNG" and (meta.text or meta.xmp):
+        opts["pnginfo"] = _png_info(meta)
     return opts
+
+
+def _png_info(meta: Metadata) -> PngImagePlugin.PngInfo:
+    info = PngImagePlugin.PngInfo()
+    for k, v in meta.text.items():
+        info.add_text(k, v)
+    if meta.xmp:
+        info.add_itxt(_PNG_XMP, meta.xmp.decode("utf-8", "replace"))
+    return info
 
 
 def _write_16bit_colour(pixels: NDArray[Any], fh: object, fmt: str) -> None:

@@ -1,0 +1,133 @@
+"""Every common format through `upscaler batch --format same`: modes, bit depth, alpha, metadata."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+from conftest import photo, run_cli
+from upscaler._codec import decode
+
+XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/></x:xmpmeta>'
+
+
+def _write_inputs(root: Path) -> dict[str, tuple[str, type, int]]:
+    """name -> (expected output mode family, dtype, channels) for each format written."""
+    rgb, rgba = photo(40, 30), photo(40, 30, "RGBA")
+    rgb.save(root / "photo.jpg", quality=90)
+    rgb.save(root / "rgb8.png")
+    cv2.imwrite(str(root / "rgb16.png"), (np.asarray(rgb)[..., ::-1].astype(np.uint16) * 257))
+    rgb.quantize(64).save(root / "palette.png")
+    rgb.convert("L").save(root / "grey.png")
+    rgba.convert("LA").save(root / "grey_alpha.png")
+    rgba.save(root / "rgba.png")
+    rgb.save(root / "lossy.webp", quality=80)
+    rgb.save(root / "lossless.webp", lossless=True)
+    rgba.save(root / "alpha.webp", lossless=True)
+    rgb.save(root / "rgb8.tif")
+    cv2.imwrite(str(root / "rgb16.tif"), (np.asarray(rgb)[..., ::-1].astype(np.uint16) * 257))
+    Image.fromarray(np.asarray(rgb.convert("L")).astype(np.uint16) * 257).save(root / "grey16.tif")
+    rgb.save(root / "photo.bmp")
+    rgba.save(root / "alpha.avif")
+    rgb.convert("CMYK").save(root / "cmyk.jpg")
+    return {
+        "photo.jpg": ("RGB", np.uint8, 3),
+        "rgb8.png": ("RGB", np.uint8, 3),
+        "rgb16.png": ("RGB", np.uint16, 3),
+        "palette.png": ("RGB", np.uint8, 3),
+        "grey.png": ("L", np.uint8, 1),
+        "grey_alpha.png": ("LA", np.uint8, 2),
+        "rgba.png": ("RGBA", np.uint8, 4),
+        "lossy.webp": ("RGB", np.uint8, 3),
+        "lossless.webp": ("RGB", np.uint8, 3),
+        "alpha.webp": ("RGBA", np.uint8, 4),
+        "rgb8.tif": ("RGB", np.uint8, 3),
+        "rgb16.tif": ("RGB", np.uint16, 3),
+        "grey16.tif": ("L", np.uint16, 1),
+        "photo.bmp": ("RGB", np.uint8, 3),
+        "alpha.avif": ("RGBA", np.uint8, 4),
+        "cmyk.jpg": ("RGB", np.uint8, 3),
+    }
+
+
+def test_every_format_keeps_format_depth_and_alpha(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    expected = _write_inputs(src)
+    out = tmp_path / "out"
+    result = run_cli("batch", src, "-o", out, "--factor", 2, "--backend", "onnx", "-q")
+    assert result.returncode == 0, result.stderr
+    for name, (_, dtype, channels) in expected.items():
+        got = decode(out / name).pixels
+        original = decode(src / name)
+        assert got.shape[:2] == (60, 80), name
+        assert got.dtype == dtype and (1 if got.ndim == 2 else got.shape[2]) == channels, name
+        with Image.open(src / name) as a, Image.open(out / name) as b:
+            assert a.format == b.format, name
+        if channels in (2, 4):  # alpha kept: the photo fixture's alpha ramps left to right
+            alpha = got[..., -1].astype(float)
+            assert alpha[:, :10].mean() < 60 < 190 < alpha[:, -10:].mean(), name
+        if dtype == np.uint16:
+            assert len(np.unique(got)) > 256, name  # real 16-bit output
+        assert original.pixels.dtype == dtype
+
+
+def test_heic_through_the_heif_extra(tmp_path: Path) -> None:
+    pillow_heif = pytest.importorskip("pillow_heif", reason="needs the heif extra")
+    pillow_heif.register_heif_opener()
+    (tmp_path / "in").mkdir()
+    photo(40, 30).save(tmp_path / "in" / "phone.heic", quality=90)
+    result = run_cli("batch", tmp_path / "in", "-o", tmp_path / "out", "--factor", 2, "-q")
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "out" / "phone.heic") as im:
+        assert im.format == "HEIF" and im.size == (80, 60)
+
+
+def test_quality_applies_to_jpeg_and_webp(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    photo(60, 40).save(tmp_path / "in" / "a.png")
+    sizes = {}
+    for q in (30, 95):
+        for fmt in ("jpg", "webp"):
+            out = tmp_path / f"{fmt}{q}"
+            assert (
+                run_cli(
+                    "batch", tmp_path / "in", "-o", out, "--format", fmt, "--quality", q, "-q"
+                ).returncode
+                == 0
+            )
+            sizes[fmt, q] = next(out.glob("a.*")).stat().st_size
+    assert sizes["jpg", 30] < sizes["jpg", 95] and sizes["webp", 30] < sizes["webp", 95]
+
+
+@pytest.mark.parametrize("fmt", ["same", "png", "webp", "tiff"])
+def test_metadata_is_carried_over(tmp_path: Path, fmt: str) -> None:
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # displayed rotated 90 degrees clockwise
+    exif[0x010F] = "TestCam"
+    (tmp_path / "in").mkdir()
+    photo(30, 20).save(
+        tmp_path / "in" / "cam.jpg", icc_profile=icc, exif=exif.tobytes(), dpi=(240, 240), xmp=XMP
+    )
+    assert (
+        run_cli("batch", tmp_path / "in", "-o", tmp_path / "out", "--format", fmt, "-q").returncode
+        == 0
+    )
+    (out,) = (tmp_path / "out").glob("cam.*")
+    with Image.open(out) as im:
+        if im.format == "TIFF":  # Pillow shows TIFFs upright on opening: read the stored tags
+            assert (im.tag_v2[256], im.tag_v2[257], im.tag_v2[274], im.tag_v2[271]) == (90, 60, 6, "TestCam")
+        else:
+            assert im.size == (90, 60)  # stored pixel order kept, with the orientation tag
+            assert im.getexif().get(0x0112) == 6 and im.getexif().get(0x010F) == "TestCam"
+        assert im.info.get("icc_profile") == icc
+        if im.format != "WEBP":
+            assert tuple(round(v) for v in im.info["dpi"]) == (720, 720)
+        if im.format in ("JPEG", "PNG", "WEBP"):
+            xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
+            assert (xmp.encode() if isinstance(xmp, str) else xmp) == XMP
