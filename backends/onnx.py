@@ -59,6 +59,7 @@ class _Plugin:
         if options.threads:
             so.intra_op_num_threads = options.threads
         so.inter_op_num_threads = 1
+        so.enable_cpu_mem_arena = False  # give activations back after each batch: large images
         try:
             session = ort.InferenceSession(str(path), so, providers=_providers(options.device))
         except BackendError:

@@ -225,7 +225,9 @@ def output_suffix(src: Path, fmt: str) -> str:
     return FORMATS[fmt][1]
 
 
-def encode(pixels: NDArray[Any], dst: Path, metadata: Metadata, quality: int = 95) -> None:
+def encode(
+    pixels: NDArray[Any] | Image.Image, dst: Path, metadata: Metadata, quality: int = 95
+) -> None:
     """Write `pixels` to `dst` atomically (temporary file, then rename); format from suffix.
 
     Temporary files of `dst` left by a killed run are removed first; callers make sure no
@@ -256,7 +258,13 @@ def _umask() -> int:
     return mask
 
 
-def _write(pixels: NDArray[Any], fh: object, fmt: str, meta: Metadata, quality: int) -> None:
+def _write(
+    pixels: NDArray[Any] | Image.Image, fh: object, fmt: str, meta: Metadata, quality: int
+) -> None:
+    if isinstance(pixels, Image.Image):
+        im = _flatten_pil_alpha(pixels) if fmt in ("JPEG", "BMP") else pixels
+        im.save(fh, format=fmt, **_save_options(fmt, meta, quality))  # type: ignore[arg-type]
+        return
     colour16 = pixels.dtype == np.uint16 and pixels.ndim == 3
     if colour16 and fmt in ("PNG", "TIFF"):
         _write_16bit_colour(pixels, fh, fmt)
@@ -283,6 +291,14 @@ def pixels_to_pil(pixels: NDArray[Any]) -> Image.Image:
     if arr.dtype == np.uint16 and arr.ndim == 3:
         arr = np.rint(arr / 257.0).astype(np.uint8)
     return Image.fromarray(np.ascontiguousarray(arr))  # uint16 (H, W) becomes "I;16"
+
+
+def _flatten_pil_alpha(im: Image.Image) -> Image.Image:
+    """Composite over white: JPEG and BMP have no alpha channel."""
+    if im.mode not in ("LA", "RGBA"):
+        return im
+    white = Image.new(im.mode, im.size, (255,) * len(im.mode))
+    return Image.alpha_composite(white.convert("RGBA"), im.convert("RGBA")).convert(im.mode[:-1])
 
 
 def _flatten_alpha(arr: NDArray[Any]) -> NDArray[np.uint8]:

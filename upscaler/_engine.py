@@ -14,16 +14,17 @@ import numpy as np
 from numpy.typing import NDArray
 
 from ._backend import Backend
+from ._canvas import ArrayCanvas, Canvas
 from ._color import rgb_to_ycbcr, ycbcr_to_rgb
 from ._errors import BackendError
 from ._resize import BICUBIC_HALO, bicubic_upscale
 from ._tiling import Feather, Tile, batches, plan_tiles
 
-__all__ = ["DEFAULT_FEATHER_OVERLAP", "upscale_pixels"]
+__all__ = ["DEFAULT_FEATHER_OVERLAP", "upscale_into", "upscale_pixels"]
 
 Float = NDArray[np.float32]
 #: Largest backend call, in padded input pixels (about 2 MB of float32 input).
-MAX_BATCH_PIXELS = 1 << 19
+MAX_BATCH_PIXELS = 1 << 17
 #: Overlap used for backends with no finite halo when the user gives none.
 DEFAULT_FEATHER_OVERLAP = 16
 
@@ -39,15 +40,30 @@ def upscale_pixels(
 
     `on_tiles(done, total)` is called after each backend call.
     """
+    h, w = pixels.shape[:2]
+    c = 1 if pixels.ndim == 2 else pixels.shape[2]
+    canvas = ArrayCanvas(np.zeros((h * backend.factor, w * backend.factor, c), pixels.dtype))
+    upscale_into(canvas, pixels, backend, tile, overlap, on_tiles)
+    return canvas.array[:, :, 0] if pixels.ndim == 2 else canvas.array
+
+
+def upscale_into(
+    out: Canvas,
+    pixels: NDArray[Any],
+    backend: Backend,
+    tile: int | None = None,
+    overlap: int | None = None,
+    on_tiles: Callable[[int, int], None] | None = None,
+) -> None:
+    """Upscale `pixels` into a zeroed canvas of the output's shape and dtype."""
     img = pixels[:, :, None] if pixels.ndim == 2 else pixels
     scale = _full_scale(img.dtype)
-    h, w, c = img.shape
+    h, w, _ = img.shape
     s = backend.factor
     tile = tile or backend.default_tile
     overlap = max(_default_overlap(backend) if overlap is None else overlap, BICUBIC_HALO)
     tiles = plan_tiles(h, w, tile, overlap)
     feather = Feather(h, w, tile, overlap, s) if backend.halo is None else None
-    out = (np.zeros if feather else np.empty)((h * s, w * s, c), img.dtype)
     done = 0
     for group in batches(tiles, MAX_BATCH_PIXELS):
         batch = np.stack(
@@ -59,7 +75,6 @@ def upscale_pixels(
         done += len(group)
         if on_tiles:
             on_tiles(done, len(tiles))
-    return out[:, :, 0] if pixels.ndim == 2 else out
 
 
 def _default_overlap(backend: Backend) -> int:
@@ -102,20 +117,18 @@ def _call(backend: Backend, tiles: Float) -> Float:
 
 
 def _place(
-    out: NDArray[Any], t: Tile, result: Float, s: int, scale: float, feather: Feather | None
+    out: Canvas, t: Tile, result: Float, s: int, scale: float, feather: Feather | None
 ) -> None:
     """Write one tile's output: its core (exact halo) or a feathered blend (no halo)."""
     if feather is None:
         oy, ox = (t.y.start - t.y.pad_start) * s, (t.x.start - t.x.pad_start) * s
         core = result[oy : oy + (t.y.stop - t.y.start) * s, ox : ox + (t.x.stop - t.x.start) * s]
-        out[t.y.start * s : t.y.stop * s, t.x.start * s : t.x.stop * s] = _to_dtype(
-            core, scale, out.dtype
-        )
+        out.write(t.y.start * s, t.x.start * s, _to_dtype(core, scale, out.dtype))
         return
-    region = out[t.y.pad_start * s : t.y.pad_stop * s, t.x.pad_start * s : t.x.pad_stop * s]
+    y, x = t.y.pad_start * s, t.x.pad_start * s
+    region = out.read(y, x, result.shape[0], result.shape[1]).astype(np.float32) / np.float32(scale)
     a = feather.alpha(t)
-    mixed = region.astype(np.float32) * (1 - a) + np.clip(result, 0, 1) * np.float32(scale) * a
-    region[...] = _to_dtype(mixed / np.float32(scale), scale, out.dtype)
+    out.write(y, x, _to_dtype(region * (1 - a) + np.clip(result, 0, 1) * a, scale, out.dtype))
 
 
 def _to_dtype(values: NDArray[Any], scale: float, dtype: np.dtype[Any]) -> NDArray[Any]:

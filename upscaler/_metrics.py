@@ -8,6 +8,7 @@ and SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import cv2
@@ -20,6 +21,8 @@ __all__ = ["consistency_psnr", "psnr", "psnr_y", "score", "ssim_y", "y_channel"]
 _STUDIO_Y = np.array([65.481, 128.553, 24.966]) / 255.0
 _WINDOW = cv2.getGaussianKernel(11, 1.5) @ cv2.getGaussianKernel(11, 1.5).T
 _C1, _C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+#: Rows per strip when comparing large images.
+_STRIP = 256
 
 
 def _as_8bit_float(image: NDArray[Any]) -> NDArray[np.float64]:
@@ -51,14 +54,26 @@ def _cropped(a: NDArray[Any], b: NDArray[Any], crop: int) -> tuple[NDArray[Any],
 
 def psnr(a: NDArray[Any], b: NDArray[Any], crop: int = 0) -> float:
     """PSNR in dB of two arrays on the 0..255 scale (any channels), borders cropped."""
-    a, b = _cropped(_as_8bit_float(a), _as_8bit_float(b), crop)
-    mse = float(np.mean((a - b) ** 2))
-    return float("inf") if mse == 0 else 10.0 * float(np.log10(255.0**2 / mse))
+    return _psnr(a, b, crop, _as_8bit_float)
 
 
 def psnr_y(output: NDArray[Any], reference: NDArray[Any], crop: int) -> float:
     """PSNR in dB between two images of equal size, on Y, borders cropped."""
-    return psnr(y_channel(output), y_channel(reference), 0 if crop == 0 else crop)
+    return _psnr(output, reference, crop, y_channel)
+
+
+def _psnr(
+    a: NDArray[Any], b: NDArray[Any], crop: int, plane: Callable[[NDArray[Any]], NDArray[Any]]
+) -> float:
+    """Mean squared error accumulated over strips of rows: no float copy of a large image."""
+    a, b = _cropped(a, b, crop)
+    total, count = 0.0, 0
+    for top in range(0, a.shape[0], _STRIP):
+        diff = plane(a[top : top + _STRIP]) - plane(b[top : top + _STRIP])
+        total, count = total + float(np.sum(diff * diff)), count + diff.size
+    if count == 0:
+        raise ValueError("nothing left to compare after cropping the borders")
+    return float("inf") if total == 0 else 10.0 * float(np.log10(255.0**2 * count / total))
 
 
 def ssim_y(output: NDArray[Any], reference: NDArray[Any], crop: int) -> float:
@@ -96,7 +111,7 @@ def score(
     return scores
 
 
-def consistency_psnr(output: NDArray[Any], source: NDArray[Any]) -> float:
+def consistency_psnr(output: NDArray[Any] | Image.Image, source: NDArray[Any]) -> float:
     """Y-PSNR of `output` shrunk back to the size of `source` (same bicubic kernel) vs `source`.
 
     Needs no ground truth: a faithful upscale shrinks back to nearly its input, while black
@@ -104,8 +119,15 @@ def consistency_psnr(output: NDArray[Any], source: NDArray[Any]) -> float:
     Pillow, so no float copy of a large output is made.
     """
     h, w = source.shape[:2]
-    small = np.asarray(Image.fromarray(_to_uint8(output)).resize((w, h), Image.Resampling.BICUBIC))
-    return psnr_y(small, _to_uint8(source), 0)
+    image = output if isinstance(output, Image.Image) else Image.fromarray(_to_uint8(output))
+    s, total = image.height // h, 0.0
+    for top in range(0, h, _STRIP):  # a box's resize reads the kernel's context around it too
+        bottom = min(top + _STRIP, h)
+        box = (0, top * s, image.width, bottom * s)
+        small = np.asarray(image.resize((w, bottom - top), Image.Resampling.BICUBIC, box=box))
+        diff = y_channel(small) - y_channel(_to_uint8(source[top:bottom]))
+        total += float(np.sum(diff * diff))
+    return float("inf") if total == 0 else 10.0 * float(np.log10(255.0**2 * h * w / total))
 
 
 def _to_uint8(image: NDArray[Any]) -> NDArray[np.uint8]:

@@ -15,12 +15,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from numpy.typing import NDArray
+from PIL import Image
 
 from ._backend import BackendOptions
+from ._canvas import Canvas, new_canvas
 from ._codec import READABLE_SUFFIXES, decode, encode
 from ._discover import Job
-from ._engine import upscale_pixels
+from ._engine import upscale_into
 from ._errors import ImageError, UpscalerError
 from ._metrics import consistency_psnr, score
 from ._registry import load_backend
@@ -94,9 +97,10 @@ def process_image(
     try:
         backend = load_backend(settings.backend, settings.factor, settings.options)
         image = decode(job.src, settings.max_pixels, settings.factor)
-        out = upscale_pixels(image.pixels, backend, settings.tile, settings.overlap, on_tiles)
-        encode(out, job.dst, image.metadata.scaled(settings.factor), settings.quality)
-        scores = _scores(image.pixels, out, job, settings)
+        canvas = _canvas_for(image.pixels, settings.factor)
+        upscale_into(canvas, image.pixels, backend, settings.tile, settings.overlap, on_tiles)
+        encode(canvas.output(), job.dst, image.metadata.scaled(settings.factor), settings.quality)
+        scores = _scores(image.pixels, canvas.output(), job, settings)
     except Exception as exc:  # one image must never stop the run
         seconds = time.perf_counter() - started
         return replace(base, status="failed", error=_message(exc), seconds=seconds)
@@ -106,13 +110,20 @@ def process_image(
         status="done",
         seconds=time.perf_counter() - started,
         input_size=(w, h),
-        output_size=(out.shape[1], out.shape[0]),
+        output_size=(canvas.shape[1], canvas.shape[0]),
         **scores,
     )
 
 
+def _canvas_for(pixels: NDArray[Any], factor: int) -> Canvas:
+    """8-bit outputs are assembled in Pillow, which encodes them without another copy."""
+    h, w = pixels.shape[:2]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    return new_canvas(h * factor, w * factor, channels, pixels.dtype, pillow=True)
+
+
 def _scores(
-    source: NDArray[Any], out: NDArray[Any], job: Job, settings: Settings
+    source: NDArray[Any], out: NDArray[Any] | Image.Image, job: Job, settings: Settings
 ) -> dict[str, Any]:
     """consistency_psnr always; psnr and ssim against the reference image when there is one.
 
@@ -126,7 +137,7 @@ def _scores(
         return {**scores, "error": f"no reference for {job.rel} in {settings.reference}"}
     try:
         ref = decode(ref_path).pixels
-        measured = score(out, ref, settings.factor, settings.rgb_psnr)
+        measured = score(np.asarray(out), ref, settings.factor, settings.rgb_psnr)
     except (ImageError, ValueError) as exc:
         return {**scores, "reference": str(ref_path), "error": f"reference {ref_path}: {exc}"}
     return {**scores, "reference": str(ref_path), **measured}
