@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +64,12 @@ def test_rerun_skips_up_to_date_outputs_and_overwrite_redoes(
     again = run_cli(*args, "--report", tmp_path / "r.csv")
     assert again.returncode == 0
     assert (tmp_path / "r.csv").read_text().count(",skipped,") == 4
+    changed = mixed_tree / "colour.jpg"
+    photo(40, 30, seed=9).save(changed)  # a newer input is redone, the others skipped
+    os.utime(changed, (time.time() + 5, time.time() + 5))
+    assert run_cli(*args, "--report", tmp_path / "r1.csv").returncode == 0
+    report = (tmp_path / "r1.csv").read_text()
+    assert report.count(",skipped,") == 3 and report.count(",done,") == 1 and "colour.jpg" in report
     assert run_cli(*args, "--overwrite", "--report", tmp_path / "r2.csv").returncode == 0
     assert (tmp_path / "r2.csv").read_text().count(",done,") == 4
 
