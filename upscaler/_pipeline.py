@@ -100,10 +100,13 @@ def process_image(
         canvas = _canvas_for(image.pixels, settings.factor)
         upscale_into(canvas, image.pixels, backend, settings.tile, settings.overlap, on_tiles)
         encode(canvas.output(), job.dst, image.metadata.scaled(settings.factor), settings.quality)
-        scores = _scores(image.pixels, canvas.output(), job, settings)
     except Exception as exc:  # one image must never stop the run
         seconds = time.perf_counter() - started
         return replace(base, status="failed", error=_message(exc), seconds=seconds)
+    try:  # the output is written: a scoring problem is a note, not a failure
+        scores = _scores(image.pixels, canvas.output(), job, settings)
+    except Exception as exc:
+        scores = {"error": f"scoring failed: {_message(exc)}"}
     h, w = image.pixels.shape[:2]
     return replace(
         base,
