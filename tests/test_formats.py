@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import os
 from pathlib import Path
 
 import cv2
@@ -9,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from conftest import photo, run_cli
+from conftest import SAMPLES, photo, run_cli
 from upscaler._codec import decode
 
 XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/></x:xmpmeta>'
@@ -131,3 +133,32 @@ def test_metadata_is_carried_over(tmp_path: Path, fmt: str) -> None:
         if im.format in ("JPEG", "PNG", "WEBP"):
             xmp = im.info.get("xmp") or im.info.get("XML:com.adobe.xmp")
             assert (xmp.encode() if isinstance(xmp, str) else xmp) == XMP
+
+
+CMYK_PROFILE = Path("/usr/share/color/icc/ghostscript/default_cmyk.icc")  # Debian's libgs-common
+
+
+def test_cmyk_jpeg_is_converted_through_its_icc_profile(tmp_path: Path) -> None:
+    if not CMYK_PROFILE.is_file():
+        if os.environ.get("CI"):
+            pytest.fail("CI must install libgs-common (see .ci/run)")
+        pytest.skip("no CMYK ICC profile here (apt-get install libgs-common)")
+    with Image.open(SAMPLES / "coffee.png") as im:
+        rgb = im.convert("RGB").resize((120, 80), Image.Resampling.BICUBIC)
+    srgb = ImageCms.createProfile("sRGB")
+    cmyk_profile = ImageCms.getOpenProfile(str(CMYK_PROFILE))
+    cmyk = ImageCms.profileToProfile(rgb, srgb, cmyk_profile, outputMode="CMYK")
+    (tmp_path / "in").mkdir()
+    cmyk.save(tmp_path / "in" / "print.jpg", quality=95, icc_profile=CMYK_PROFILE.read_bytes())
+    assert run_cli("batch", tmp_path / "in", "-o", tmp_path / "out", "--factor", 2, "-q").returncode == 0
+    with Image.open(tmp_path / "out" / "print.jpg") as out:
+        assert out.mode == "RGB"
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(out.info["icc_profile"]))
+        assert "sRGB" in ImageCms.getProfileDescription(profile)
+        back = np.asarray(out.resize(rgb.size, Image.Resampling.BICUBIC)).astype(int)
+    original = np.asarray(rgb).astype(int)
+    managed_error = np.abs(back - original).mean()
+    naive_error = np.abs(np.asarray(cmyk.convert("RGB")).astype(int) - original).mean()
+    roundtrip = ImageCms.profileToProfile(cmyk, cmyk_profile, srgb, outputMode="RGB")
+    gamut_error = np.abs(np.asarray(roundtrip).astype(int) - original).mean()  # CMYK's own loss
+    assert managed_error < gamut_error + 1.5 and managed_error < naive_error / 2
