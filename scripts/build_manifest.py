@@ -1,7 +1,9 @@
 """Write weights/manifest.json: sha256 of each shipped model and its Set5 PSNR.
 
-Usage: python scripts/build_manifest.py [SHARED_DIR]   (run after training and export)
-The PSNR comes from the real engine with the onnx backend and the shared protocol.
+Usage: python scripts/build_manifest.py [SHARED_DIR [FACTS_DIR]]   (after training and export)
+FACTS_DIR holds the espcn_xN.json files that `upscaler train` wrote (default: weights/).
+The PSNR comes from the real engine with the onnx backend and the shared protocol; the
+manifest's "training" section is kept as it is.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import hashlib
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,20 +34,18 @@ def set5_psnr(shared: Path, factor: int, model: Path) -> float:
     return round(float(np.mean(scores)), 3)
 
 
-def entry(shared: Path, factor: int) -> dict[str, object]:
+def _read_json(path: Path) -> dict[str, Any]:
+    return dict(json.loads(path.read_text())) if path.exists() else {}
+
+
+def entry(shared: Path, factor: int, facts_dir: Path) -> dict[str, object]:
     stem = WEIGHTS / f"espcn_x{factor}"
     files = {kind: stem.with_suffix(f".{kind}") for kind in ("onnx", "keras")}
-    facts = (
-        json.loads(stem.with_suffix(".json").read_text())
-        if stem.with_suffix(".json").exists()
-        else {}
-    )
+    facts = _read_json(facts_dir / f"espcn_x{factor}.json")
+    digests = {k: hashlib.sha256(p.read_bytes()).hexdigest() for k, p in files.items()}
     return {
         "factor": factor,
-        **{
-            kind: {"file": p.name, "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
-            for kind, p in files.items()
-        },
+        **{kind: {"file": p.name, "sha256": digests[kind]} for kind, p in files.items()},
         "steps": facts.get("config", {}).get("steps"),
         "set5_psnr_y": set5_psnr(shared, factor, files["onnx"]),
     }
@@ -52,17 +53,12 @@ def entry(shared: Path, factor: int) -> dict[str, object]:
 
 def main() -> None:
     shared = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared"
-    old = (
-        json.loads((WEIGHTS / "manifest.json").read_text())
-        if (WEIGHTS / "manifest.json").exists()
-        else {}
-    )
-    manifest = {
-        "training": old.get("training", {}),
-        "models": [entry(shared, f) for f in (2, 3, 4)],
-    }
+    facts_dir = Path(sys.argv[2]) if len(sys.argv) > 2 else WEIGHTS
+    old = _read_json(WEIGHTS / "manifest.json")
+    models = [entry(shared, f, facts_dir) for f in (2, 3, 4)]
+    manifest = {"training": old.get("training", {}), "models": models}
     (WEIGHTS / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    print(json.dumps(manifest["models"], indent=2))
+    print(json.dumps(models, indent=2))
 
 
 if __name__ == "__main__":

@@ -141,6 +141,7 @@ def train(
     _compile(model, cfg)
     data, epoch_setter = _patch_sequence(train_pairs, cfg)
     ckpt = out.with_name(out.name + ".ckpt")
+    resumed_from = _checkpoint_epoch(ckpt)
     started = time.monotonic()
     history = model.fit(
         data,
@@ -151,11 +152,12 @@ def train(
     )
     seconds = time.monotonic() - started
     out.parent.mkdir(parents=True, exist_ok=True)
-    model.save(out)
+    _inference_copy(model, cfg.factor).save(out)
     facts = {
         "config": asdict(cfg),
         "photos": len(paths),
-        "train_seconds": round(seconds, 1),
+        "resumed_from_epoch": resumed_from,
+        "train_seconds": round(seconds, 1),  # of this invocation only
         "keras_backend": keras.backend.backend(),
         "val_psnr": float(history.history["val_psnr"][-1]),
     }
@@ -163,6 +165,23 @@ def train(
         export_onnx(out, out.with_suffix(".onnx"))
     out.with_suffix(".json").write_text(json.dumps(facts, indent=2) + "\n")
     return facts
+
+
+def _inference_copy(model: Any, factor: int) -> Any:
+    """The same weights in an uncompiled model: the saved file carries no optimizer state."""
+    from ._model import build_espcn
+
+    copy = build_espcn(factor)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _checkpoint_epoch(ckpt: Path) -> int:
+    """Epochs already done according to an interrupted run's checkpoint (0 if none)."""
+    try:
+        return int(json.loads((ckpt / "training_metadata.json").read_text())["epoch"])
+    except (OSError, ValueError, KeyError):
+        return 0
 
 
 def export_onnx(model_path: Path, onnx_path: Path) -> None:
