@@ -123,7 +123,12 @@ def test_metadata_is_carried_over(tmp_path: Path, fmt: str) -> None:
     (out,) = (tmp_path / "out").glob("cam.*")
     with Image.open(out) as im:
         if im.format == "TIFF":  # Pillow shows TIFFs upright on opening: read the stored tags
-            assert (im.tag_v2[256], im.tag_v2[257], im.tag_v2[274], im.tag_v2[271]) == (90, 60, 6, "TestCam")
+            assert (im.tag_v2[256], im.tag_v2[257], im.tag_v2[274], im.tag_v2[271]) == (
+                90,
+                60,
+                6,
+                "TestCam",
+            )
         else:
             assert im.size == (90, 60)  # stored pixel order kept, with the orientation tag
             assert im.getexif().get(0x0112) == 6 and im.getexif().get(0x010F) == "TestCam"
@@ -150,7 +155,10 @@ def test_cmyk_jpeg_is_converted_through_its_icc_profile(tmp_path: Path) -> None:
     cmyk = ImageCms.profileToProfile(rgb, srgb, cmyk_profile, outputMode="CMYK")
     (tmp_path / "in").mkdir()
     cmyk.save(tmp_path / "in" / "print.jpg", quality=95, icc_profile=CMYK_PROFILE.read_bytes())
-    assert run_cli("batch", tmp_path / "in", "-o", tmp_path / "out", "--factor", 2, "-q").returncode == 0
+    assert (
+        run_cli("batch", tmp_path / "in", "-o", tmp_path / "out", "--factor", 2, "-q").returncode
+        == 0
+    )
     with Image.open(tmp_path / "out" / "print.jpg") as out:
         assert out.mode == "RGB"
         profile = ImageCms.ImageCmsProfile(io.BytesIO(out.info["icc_profile"]))

@@ -1,0 +1,244 @@
+"""upscaler against OpenCV's dnn_superres ESPCN, end to end and in memory, on one machine.
+
+    python benchmarks/throughput.py [--runs 5] [--quick]
+
+Folders: 100 photos of about 160x107 (BSDS500 test/ shrunk 3x) and 10 photos of about
+2000x1500 (made from examples/). Contenders, alternated in each round, each a fresh process:
+`upscaler batch --backend onnx` (PNG and JPEG out), the peer script (benchmarks/peer_opencv.py,
+in a virtual environment of its own with opencv-contrib-python-headless), and `upscaler batch
+--backend bicubic` for scale. Reported: median wall seconds, output megapixels per second,
+peak RSS, and the ratio of wall time to the peer's (<= 1.0 means we win).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("UPSCALER_SHARED", ROOT.parent / "shared"))
+PEER_MODEL = SHARED / "peers" / "opencv-espcn" / "ESPCN_x3.pb"
+PEER_VENV = ROOT / "benchmarks" / ".peer-venv"
+FACTOR = 3
+GFLOP_PER_OUTPUT_MP = 7.07  # ESPCN x3: 31,977 multiply-adds per input pixel, 9 outputs each
+
+
+@dataclass(frozen=True)
+class Run:
+    seconds: float
+    peak_bytes: int
+
+
+def make_folders(work: Path, n_small: int, n_large: int) -> dict[str, Path]:
+    """The two benchmark folders, made once per invocation."""
+    small, large = work / "small", work / "large"
+    small.mkdir()
+    large.mkdir()
+    for src in sorted((SHARED / "data" / "bsds500" / "test").glob("*.jpg"))[:n_small]:
+        with Image.open(src) as im:
+            im.convert("RGB").resize(
+                (im.width // 3, im.height // 3), Image.Resampling.BICUBIC
+            ).save(small / f"{src.stem}.png")
+    samples = sorted(p for p in (ROOT / "examples").iterdir() if p.suffix in (".png", ".jpg"))
+    for i in range(n_large):
+        with Image.open(samples[i % len(samples)]) as im:
+            big = im.convert("RGB").resize((2000, 1500), Image.Resampling.BICUBIC)
+        (big if i < len(samples) else big.transpose(Image.Transpose.FLIP_LEFT_RIGHT)).save(
+            large / f"photo{i:02}.jpg", quality=95
+        )
+    return {"small": small, "large": large}
+
+
+def peer_python() -> Path:
+    """The peer's interpreter, in a virtual environment made on first use."""
+    python = PEER_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", "opencv-contrib-python-headless", "numpy"],
+            check=True,
+        )
+    return python
+
+
+def upscaler_cmd(folder: Path, out: Path, backend: str, fmt: str) -> list[str]:
+    script = Path(sys.executable).with_name("upscaler")
+    return [
+        str(script),
+        "batch",
+        str(folder),
+        "-o",
+        str(out),
+        "--factor",
+        str(FACTOR),
+        "--backend",
+        backend,
+        "--format",
+        fmt,
+        "--overwrite",
+        "-q",
+    ]
+
+
+def peer_cmd(folder: Path, out: Path, fmt: str) -> list[str]:
+    return [
+        str(peer_python()),
+        str(ROOT / "benchmarks" / "peer_opencv.py"),
+        str(PEER_MODEL),
+        str(FACTOR),
+        str(folder),
+        str(out),
+        "." + fmt,
+    ]
+
+
+def timed(cmd: list[str]) -> Run:
+    """Wall time and peak RSS of one command, from /usr/bin/time -v."""
+    started = time.perf_counter()
+    done = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr}")
+    kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))  # type: ignore[union-attr]
+    return Run(seconds, kib * 1024)
+
+
+def output_megapixels(folder: Path) -> float:
+    total = 0
+    for p in folder.iterdir():
+        with Image.open(p) as im:
+            total += im.width * im.height
+    return total * FACTOR**2 / 1e6
+
+
+def end_to_end(folders: dict[str, Path], work: Path, runs: int) -> list[str]:
+    contenders = {
+        (name, fmt): lambda f, o, fmt=fmt, name=name: (
+            peer_cmd(f, o, fmt)
+            if name == "opencv peer"
+            else upscaler_cmd(f, o, name.split()[-1], fmt)
+        )
+        for name in ("upscaler onnx", "opencv peer", "upscaler bicubic")
+        for fmt in ("png", "jpg")
+    }
+    lines = [
+        f"{'folder':<6} {'contender':<17} {'fmt':<4} {'wall s':>8} {'out MP/s':>9} {'peak MB':>8} {'vs peer':>8}"
+    ]
+    for label, folder in folders.items():
+        mp = output_megapixels(folder)
+        results: dict[tuple[str, str], list[Run]] = {key: [] for key in contenders}
+        for _ in range(runs):  # alternate the contenders within each round
+            for key, make in contenders.items():
+                out = work / "out"
+                shutil.rmtree(out, ignore_errors=True)
+                results[key].append(timed(make(folder, out)))
+        for (name, fmt), rs in results.items():
+            wall = statistics.median(r.seconds for r in rs)
+            peer = statistics.median(r.seconds for r in results["opencv peer", fmt])
+            peak = max(r.peak_bytes for r in rs) / 1e6
+            lines.append(
+                f"{label:<6} {name:<17} {fmt:<4} {wall:8.3f} {mp / wall:9.2f} {peak:8.0f} {wall / peer:8.2f}"
+            )
+    return lines
+
+
+def in_memory(folders: dict[str, Path]) -> list[str]:
+    """Per output megapixel: our engine on decoded images against the peer's upsample()."""
+    from upscaler import upscale_array
+    from upscaler._codec import decode
+
+    lines = []
+    for label, folder in folders.items():
+        images = [decode(p).pixels for p in sorted(folder.iterdir())]
+        upscale_array(images[0], FACTOR, "onnx")  # load and warm up
+        started = time.perf_counter()
+        mp = (
+            sum(
+                upscale_array(img, FACTOR, "onnx").shape[0] * img.shape[1] * FACTOR
+                for img in images
+            )
+            / 1e6
+        )
+        ours = (time.perf_counter() - started) / mp
+        out = subprocess.run(
+            [*peer_cmd(folder, folder, "png")[:5], "--in-memory"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        seconds, pixels = out.stdout.split()
+        peer = float(seconds) / (float(pixels) / 1e6)
+        lines.append(
+            f"{label:<6} in memory: upscaler {ours * 1e3:.1f} ms/MP ({GFLOP_PER_OUTPUT_MP / ours:.0f} GFLOP/s), "
+            f"peer upsample() {peer * 1e3:.1f} ms/MP, ratio {ours / peer:.2f}"
+        )
+    return lines
+
+
+def matmul_gflops() -> str:
+    """A large float32 matrix product, with OPENBLAS_CORETYPE/L2_SIZE unset (see env notes)."""
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+    }
+    code = (
+        "import numpy as np, time\n"
+        "a = np.random.rand(4096, 4096).astype(np.float32); a @ a\n"
+        "t = time.perf_counter(); [a @ a for _ in range(5)]; s = (time.perf_counter() - t) / 5\n"
+        "print(2 * 4096**3 / s / 1e9)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    return f"numpy float32 4096x4096 matrix product: {float(out.stdout):.0f} GFLOP/s"
+
+
+def startup(folders: dict[str, Path], work: Path) -> list[str]:
+    help_runs = [
+        timed([str(Path(sys.executable).with_name("upscaler")), "--help"]).seconds for _ in range(5)
+    ]
+    one = work / "one"
+    one.mkdir()
+    shutil.copy(next(folders["small"].iterdir()), one)
+    single = [timed(upscaler_cmd(one, work / "one-out", "onnx", "png")).seconds for _ in range(3)]
+    help_s, single_s = statistics.median(help_runs), statistics.median(single)
+    return [f"upscaler --help: {help_s:.3f} s; one image with onnx: {single_s:.3f} s"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="rounds of alternating runs")
+    parser.add_argument(
+        "--quick", action="store_true", help="tiny folders, one round (a smoke test)"
+    )
+    args = parser.parse_args()
+    n_small, n_large, runs = (4, 1, 1) if args.quick else (100, 10, args.runs)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        folders = make_folders(work, n_small, n_large)
+        print(
+            f"machine: {os.cpu_count()} cores; {runs} alternating rounds; median of each",
+            flush=True,
+        )
+        for line in [
+            *end_to_end(folders, work, runs),
+            *in_memory(folders),
+            matmul_gflops(),
+            *startup(folders, work),
+        ]:
+            print(line, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

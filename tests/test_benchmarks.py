@@ -1,0 +1,30 @@
+"""The benchmark scripts keep working (a smoke run on tiny folders; timings are not asserted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from conftest import ROOT
+
+
+def test_throughput_benchmark_runs_on_tiny_folders() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert out.returncode == 0, out.stderr
+    rows = [line.split() for line in out.stdout.splitlines()]
+    contenders = {
+        (r[0], r[1] + " " + r[2], r[3])
+        for r in rows
+        if r and r[0] in ("small", "large") and len(r) == 8
+    }
+    assert len(contenders) == 12  # 2 folders x 3 contenders x 2 formats
+    assert all(
+        float(r[-1]) == 1.0 for r in rows if len(r) == 8 and r[1] == "opencv"
+    )  # the peer's own ratio
+    assert sum("in memory" in line for line in out.stdout.splitlines()) == 2
+    assert "GFLOP/s" in out.stdout and "upscaler --help:" in out.stdout
