@@ -1,0 +1,47 @@
+"""The Python API gives what the CLI writes, through the same engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import upscaler
+from conftest import photo, run_cli
+
+
+def test_upscale_image_matches_the_cli(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    photo(45, 31, "RGBA").save(src / "a.png")
+    assert run_cli("batch", src, "-o", tmp_path / "out", "--factor", 2, "-q").returncode == 0
+    with Image.open(src / "a.png") as im:
+        api = upscaler.upscale_image(im, factor=2, backend="onnx")
+    assert isinstance(api, Image.Image) and api.mode == "RGBA" and api.size == (90, 62)
+    with Image.open(tmp_path / "out" / "a.png") as cli:
+        assert np.array_equal(np.asarray(api), np.asarray(cli))
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "CMYK", "I;16"])
+def test_upscale_image_modes(mode: str) -> None:
+    im = (
+        photo(20, 10).convert(mode)
+        if mode != "I;16"
+        else Image.fromarray(np.asarray(photo(20, 10).convert("L")).astype(np.uint16) * 257)
+    )
+    out = upscaler.upscale_image(im, factor=3, backend="bicubic")
+    assert out.size == (60, 30)
+    assert out.mode == {"L": "L", "I;16": "I;16"}.get(mode, "RGB")
+
+
+def test_upscale_array_dtypes() -> None:
+    rgb = np.asarray(photo(16, 12))
+    for arr in (rgb, rgb.astype(np.uint16) * 257, rgb.astype(np.float32) / 255):
+        out = upscaler.upscale_array(arr, factor=2, backend="onnx")
+        assert out.shape == (24, 32, 3) and out.dtype == arr.dtype
+    with pytest.raises(TypeError, match="uint8, uint16 or float32"):
+        upscaler.upscale_array(rgb.astype(np.int64), factor=2, backend="bicubic")
+    with pytest.raises(upscaler.BackendError, match="unknown backend"):
+        upscaler.upscale_array(rgb, backend="nope")
