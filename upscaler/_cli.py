@@ -13,6 +13,15 @@ DEFAULT_BACKEND = "onnx"
 FORMAT_CHOICES = ["same", "png", "jpg", "webp", "tiff"]
 
 
+factor_option = click.option(
+    "--factor",
+    type=click.Choice(["2", "3", "4"]),
+    default="3",
+    show_default=True,
+    help="Upscaling factor.",
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="upscaler")
 def cli() -> None:
@@ -28,13 +37,7 @@ def cli() -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Output folder [default: <input>-x<factor> beside each input folder].",
 )
-@click.option(
-    "--factor",
-    type=click.Choice(["2", "3", "4"]),
-    default="3",
-    show_default=True,
-    help="Upscaling factor.",
-)
+@factor_option
 @click.option(
     "--backend",
     default=DEFAULT_BACKEND,
@@ -130,13 +133,7 @@ def batch(**kwargs: object) -> None:
 
 @cli.command()
 @click.argument("hr_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--factor",
-    type=click.Choice(["2", "3", "4"]),
-    default="3",
-    show_default=True,
-    help="Upscaling factor.",
-)
+@factor_option
 @click.option(
     "--backend",
     "backend_names",
