@@ -262,11 +262,15 @@ def train(
     Checkpoints go to OUT.ckpt/ after every epoch; running the same command again after an
     interruption resumes from there. Writes OUT (.keras), OUT with .onnx and a .json of facts.
     """
+    _require_keras()
     from ._train import TrainConfig
     from ._train import train as run_training
 
-    cfg = TrainConfig(factor=int(factor), **options)  # type: ignore[arg-type]
-    facts = run_training(data_dirs, out, cfg, export=export)
+    try:
+        cfg = TrainConfig(factor=int(factor), **options)  # type: ignore[arg-type]
+        facts = run_training(data_dirs, out, cfg, export=export)
+    except ValueError as exc:  # bad settings or too few usable photos
+        raise click.UsageError(str(exc)) from exc
     click.echo(
         f"wrote {out} (validation PSNR {facts['val_psnr']:.2f} dB, {facts['train_seconds']:.0f} s)"
     )
@@ -283,11 +287,22 @@ def train(
 )
 def export(model: Path, out: Path | None) -> None:
     """Export a trained .keras MODEL to ONNX (needs the keras extra)."""
+    _require_keras()
     from ._train import export_onnx
 
     target = out or model.with_suffix(".onnx")
     export_onnx(model, target)
     click.echo(f"wrote {target}")
+
+
+def _require_keras() -> None:
+    import importlib.util
+
+    missing = [m for m in ("keras", "tensorflow") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise click.UsageError(
+            f"needs `pip install upscaler[keras]` ({', '.join(missing)} not installed)"
+        )
 
 
 def main() -> None:
