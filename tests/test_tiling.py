@@ -117,3 +117,18 @@ def test_feathered_blend_for_backends_without_halo(factor: int) -> None:
     whole = upscale_pixels(img, BicubicBackend(factor), tile=100).astype(int)
     blended = upscale_pixels(img, unbounded, tile=16, overlap=4).astype(int)
     assert np.abs(blended - whole).mean() < 0.5
+
+
+@pytest.mark.parametrize("channels", [1, 2, 3, 4])
+def test_pillow_canvas_gives_the_same_pixels_as_an_array(channels: int) -> None:
+    from upscaler._canvas import ArrayCanvas, PillowCanvas
+    from upscaler._engine import upscale_into
+
+    img = _image(37, 29, channels, 11)
+    for backend in (BicubicBackend(2), dataclasses.replace(BicubicBackend(2), halo=None)):
+        array = ArrayCanvas(np.zeros((74, 58, channels), np.uint8))
+        pillow = PillowCanvas(74, 58, channels)
+        upscale_into(array, img, backend, tile=12, overlap=3)
+        upscale_into(pillow, img, backend, tile=12, overlap=3)
+        as_array = np.asarray(pillow.output()).reshape(74, 58, channels)
+        assert np.array_equal(as_array, array.array)
