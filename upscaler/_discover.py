@@ -10,7 +10,7 @@ from pathlib import Path
 from ._codec import READABLE_SUFFIXES, output_suffix
 from ._errors import UpscalerError
 
-__all__ = ["Discovery", "Job", "OutputInsideInput", "discover"]
+__all__ = ["Discovery", "Job", "OutputInsideInput", "discover", "image_files"]
 
 
 class OutputInsideInput(UpscalerError):
@@ -70,6 +70,15 @@ def discover(inputs: Sequence[Path], out: Path | None, factor: int, fmt: str) ->
                 dst = (target / rel).with_suffix(output_suffix(src, fmt))
                 _add(found, claimed, Job(src, dst, rel))
     return found
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The visible image files below `folder`, walked as `discover` walks it, in order."""
+    return [
+        p
+        for p, problem in _walk(folder)
+        if problem is None and p.suffix.lower() in READABLE_SUFFIXES
+    ]
 
 
 def _add(found: Discovery, claimed: dict[Path, Path], job: Job) -> None:

@@ -9,7 +9,7 @@ from importlib.metadata import EntryPoint, entry_points
 from ._backend import Backend, BackendOptions, BackendPlugin
 from ._errors import BackendError
 
-__all__ = ["BackendInfo", "backend_names", "describe_backends", "load_backend", "load_plugin"]
+__all__ = ["BackendInfo", "describe_backends", "load_backend", "load_plugin"]
 
 GROUP = "upscaler.backends"
 
@@ -26,11 +26,6 @@ class BackendInfo:
 
 def _entry_points() -> dict[str, EntryPoint]:
     return {ep.name: ep for ep in entry_points(group=GROUP)}
-
-
-def backend_names() -> list[str]:
-    """Registered backend names, sorted; imports no plugin."""
-    return sorted(_entry_points())
 
 
 def load_plugin(name: str) -> BackendPlugin:

@@ -22,9 +22,9 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from ._color import rgb_to_y
+from ._discover import image_files
 
 Float = NDArray[np.float32]
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 @dataclass(frozen=True)
@@ -54,14 +54,8 @@ class Pair:
 
 
 def list_images(dirs: Sequence[Path]) -> list[Path]:
-    """Image files below `dirs`, sorted, hidden ones skipped."""
-    found = []
-    for d in dirs:
-        for p in sorted(Path(d).rglob("*")):
-            hidden = any(part.startswith(".") for part in p.relative_to(d).parts)
-            if p.is_file() and not hidden and p.suffix.lower() in IMAGE_SUFFIXES:
-                found.append(p)
-    return found
+    """Image files below `dirs`, in order, hidden ones skipped (as `upscaler batch` finds them)."""
+    return [p for d in dirs for p in image_files(Path(d))]
 
 
 def make_pair(path: Path, factor: int) -> Pair:
