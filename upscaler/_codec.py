@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageCms, PngImagePlugin, TiffImagePlugin, UnidentifiedImageError
 
+from ._color import to_uint8
 from ._errors import ImageError
 
 __all__ = [
@@ -261,51 +262,30 @@ def _umask() -> int:
 def _write(
     pixels: NDArray[Any] | Image.Image, fh: object, fmt: str, meta: Metadata, quality: int
 ) -> None:
-    if isinstance(pixels, Image.Image):
-        im = _flatten_pil_alpha(pixels) if fmt in ("JPEG", "BMP") else pixels
-        im.save(fh, format=fmt, **_save_options(fmt, meta, quality))  # type: ignore[arg-type]
-        return
-    colour16 = pixels.dtype == np.uint16 and pixels.ndim == 3
-    if colour16 and fmt in ("PNG", "TIFF"):
-        _write_16bit_colour(pixels, fh, fmt)
-        return
-    im = _to_pil(pixels, fmt)
+    if isinstance(pixels, np.ndarray):
+        if pixels.dtype == np.uint16 and pixels.ndim == 3 and fmt in ("PNG", "TIFF"):
+            _write_16bit_colour(pixels, fh, fmt)
+            return
+        if pixels.dtype == np.uint16 and fmt not in ("PNG", "TIFF"):  # 16-bit grey elsewhere
+            pixels = to_uint8(pixels)
+        pixels = pixels_to_pil(pixels)
+    im = _flatten_alpha(pixels) if fmt in ("JPEG", "BMP") else pixels
     im.save(fh, format=fmt, **_save_options(fmt, meta, quality))  # type: ignore[arg-type]
-
-
-def _to_pil(pixels: NDArray[Any], fmt: str) -> Image.Image:
-    arr = pixels
-    if arr.dtype == np.uint16 and fmt not in ("PNG", "TIFF"):
-        arr = np.rint(arr / 257.0).astype(np.uint8)
-    channels = 1 if arr.ndim == 2 else arr.shape[2]
-    if fmt in ("JPEG", "BMP") and channels in (2, 4):
-        arr = _flatten_alpha(arr)
-    return pixels_to_pil(arr)
 
 
 def pixels_to_pil(pixels: NDArray[Any]) -> Image.Image:
     """An engine array as a PIL image (16-bit grey as "I;16"; 16-bit colour reduced to 8)."""
-    arr = pixels
-    if arr.dtype == np.float32:
-        arr = np.rint(np.clip(arr, 0, 1) * 255).astype(np.uint8)
-    if arr.dtype == np.uint16 and arr.ndim == 3:
-        arr = np.rint(arr / 257.0).astype(np.uint8)
+    keep_16bit = pixels.dtype == np.uint16 and pixels.ndim == 2
+    arr = pixels if keep_16bit else to_uint8(pixels)
     return Image.fromarray(np.ascontiguousarray(arr))  # uint16 (H, W) becomes "I;16"
 
 
-def _flatten_pil_alpha(im: Image.Image) -> Image.Image:
+def _flatten_alpha(im: Image.Image) -> Image.Image:
     """Composite over white: JPEG and BMP have no alpha channel."""
     if im.mode not in ("LA", "RGBA"):
         return im
     white = Image.new(im.mode, im.size, (255,) * len(im.mode))
     return Image.alpha_composite(white.convert("RGBA"), im.convert("RGBA")).convert(im.mode[:-1])
-
-
-def _flatten_alpha(arr: NDArray[Any]) -> NDArray[np.uint8]:
-    """Composite over white: JPEG and BMP have no alpha channel."""
-    colour, alpha = arr[..., :-1].astype(np.float32), arr[..., -1:].astype(np.float32) / 255.0
-    out: NDArray[np.uint8] = np.rint(colour * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
-    return out[..., 0] if out.shape[2] == 1 else out
 
 
 def _save_options(fmt: str, meta: Metadata, quality: int) -> dict[str, object]:

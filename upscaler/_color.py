@@ -8,6 +8,8 @@ levels in 16-bit images); here the inverse matrix is the exact inverse of the fo
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -39,3 +41,11 @@ def ycbcr_to_rgb(ycc: Float) -> Float:
 def rgb_to_y(rgb: Float) -> Float:
     """Luma only: (..., 3) -> (...)."""
     return np.asarray(rgb @ _RGB_TO_YCC[:, 0], dtype=np.float32)
+
+
+def to_uint8(image: NDArray[Any]) -> NDArray[np.uint8]:
+    """8-bit copy of a uint16 or float32 ([0, 1]) image, rounded; uint8 as it is."""
+    if image.dtype == np.uint8:
+        return image
+    scale = 255.0 if image.dtype == np.float32 else 1 / 257.0
+    return np.asarray(np.clip(np.rint(image * scale), 0, 255), dtype=np.uint8)

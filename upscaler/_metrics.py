@@ -16,6 +16,8 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from ._color import to_uint8
+
 __all__ = ["consistency_psnr", "psnr", "psnr_y", "score", "ssim_y", "y_channel"]
 
 _STUDIO_Y = np.array([65.481, 128.553, 24.966]) / 255.0
@@ -119,19 +121,12 @@ def consistency_psnr(output: NDArray[Any] | Image.Image, source: NDArray[Any]) -
     Pillow, so no float copy of a large output is made.
     """
     h, w = source.shape[:2]
-    image = output if isinstance(output, Image.Image) else Image.fromarray(_to_uint8(output))
+    image = output if isinstance(output, Image.Image) else Image.fromarray(to_uint8(output))
     s, total = image.height // h, 0.0
     for top in range(0, h, _STRIP):  # a box's resize reads the kernel's context around it too
         bottom = min(top + _STRIP, h)
         box = (0, top * s, image.width, bottom * s)
         small = np.asarray(image.resize((w, bottom - top), Image.Resampling.BICUBIC, box=box))
-        diff = y_channel(small) - y_channel(_to_uint8(source[top:bottom]))
+        diff = y_channel(small) - y_channel(to_uint8(source[top:bottom]))
         total += float(np.sum(diff * diff))
     return float("inf") if total == 0 else 10.0 * float(np.log10(255.0**2 * h * w / total))
-
-
-def _to_uint8(image: NDArray[Any]) -> NDArray[np.uint8]:
-    if image.dtype == np.uint8:
-        return image
-    scale = 255.0 if image.dtype == np.float32 else 1 / 257.0
-    return np.asarray(np.clip(np.rint(image * scale), 0, 255), dtype=np.uint8)
