@@ -94,7 +94,27 @@ def cli() -> None:
     help="Images processed in parallel (worker processes).",
 )
 @click.option(
-    "--threads", type=click.IntRange(min=1), help="Threads per backend [default: cores / jobs]."
+    "--threads",
+    type=click.IntRange(min=1),
+    help="Threads per backend [default: cores / jobs; on Dask, the worker's threads].",
+)
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "dask"]),
+    default="local",
+    show_default=True,
+    help="Where images are processed: here, or on a Dask cluster (`pip install upscaler[dask]`).",
+)
+@click.option(
+    "--scheduler",
+    metavar="ADDRESS",
+    help="With --engine dask: join the cluster of this scheduler, e.g. tcp://HOST:8786 "
+    "[default: start a local cluster].",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="With --engine dask and no --scheduler: local worker processes [default: cores].",
 )
 @click.option(
     "--skip-existing/--overwrite",
@@ -126,6 +146,8 @@ def batch(**kwargs: object) -> None:
     0 all done, 1 some images failed (the others were still written), 2 usage error,
     3 another run holds the output folder, 130/143 stopped by SIGINT/SIGTERM.
     """
+    if kwargs["engine"] == "dask":
+        _require_extra("dask", ("dask", "distributed"))
     from ._run import BatchRequest, run_batch
 
     sys.exit(run_batch(BatchRequest(**kwargs)))  # type: ignore[arg-type]
@@ -296,12 +318,16 @@ def export(model: Path, out: Path | None) -> None:
 
 
 def _require_keras() -> None:
+    _require_extra("keras", ("keras", "tensorflow"))
+
+
+def _require_extra(extra: str, modules: tuple[str, ...]) -> None:
     import importlib.util
 
-    missing = [m for m in ("keras", "tensorflow") if importlib.util.find_spec(m) is None]
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
     if missing:
         raise click.UsageError(
-            f"needs `pip install upscaler[keras]` ({', '.join(missing)} not installed)"
+            f"needs `pip install upscaler[{extra}]` ({', '.join(missing)} not installed)"
         )
 
 

@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from ._backend import BackendOptions
 from ._discover import Discovery, Job, discover
+from ._engines import EngineError, create_engine, engine_problem
 from ._errors import UpscalerError
 from ._pipeline import Record, Settings, process_image
 from ._registry import load_backend
@@ -59,9 +60,12 @@ class BatchRequest:
     lock_timeout: float
     dry_run: bool
     quiet: bool
+    engine: str = "local"
+    scheduler: str | None = None
+    workers: int | None = None
 
     def settings(self) -> Settings:
-        threads = self.threads or max(1, _cores() // self.jobs)
+        threads = self.threads or self._default_threads()
         options = BackendOptions(weights=self.weights, device=self.device, threads=threads)
         return Settings(
             backend=self.backend,
@@ -76,6 +80,10 @@ class BatchRequest:
             max_pixels=self.max_pixels,
         )
 
+    def _default_threads(self) -> int | None:
+        # on a cluster, each worker gives its own backend its own thread count
+        return max(1, _cores() // self.jobs) if self.engine == "local" else None
+
 
 def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -85,6 +93,9 @@ def run_batch(req: BatchRequest) -> int:
     """Run a batch; returns the exit status."""
     if req.report and req.report.suffix.lower() not in REPORT_SUFFIXES:
         return _usage(f"--report must end in {', '.join(REPORT_SUFFIXES)}")
+    problem = engine_problem(req.engine, req.scheduler, req.workers, req.jobs)
+    if problem:
+        return _usage(problem)
     settings = req.settings()
     try:
         found = discover(req.inputs, req.out, settings.factor, req.fmt)
@@ -97,6 +108,8 @@ def run_batch(req: BatchRequest) -> int:
     try:
         with _locked(found.roots, req.lock_timeout):
             return _process_all(req, settings, found)
+    except EngineError as exc:
+        return _usage(str(exc))
     except Timeout as exc:
         click.echo(
             f"upscaler: error: another upscaler run is writing to {Path(exc.lock_file).parent} "
@@ -187,6 +200,11 @@ class StopSignals:
 def _results(
     req: BatchRequest, settings: Settings, jobs: list[Job], bar: tqdm | None, stop: StopSignals
 ) -> Iterator[Record]:
+    if req.engine != "local":
+        yield from create_engine(req.engine, req.scheduler, req.workers).results(
+            jobs, settings, stop
+        )
+        return
     if req.jobs == 1 or len(jobs) <= 1:
         for job in jobs:
             if stop.signum is not None:

@@ -1,0 +1,167 @@
+"""The `dask` engine: a batch on a Dask cluster, local (`LocalCluster`) or joined by address.
+
+The driver (this process) lists the jobs, reports the up-to-date ones as skipped without
+submitting them, and submits the rest in chunks through a bounded window, so a run of
+millions of images keeps a few hundred tasks on the scheduler at a time. A worker that dies
+while running a chunk is replaced and the chunk retried (up to the scheduler's
+`distributed.scheduler.allowed-failures`); a chunk that keeps killing workers is split into
+single images, so the one image that kills its worker fails alone.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections import deque
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from typing import Any
+from uuid import uuid4
+
+from ._discover import Job
+from ._engines import EngineError, StopFlag
+from ._pipeline import Record, Settings, is_up_to_date, process_image
+
+__all__ = ["ALLOWED_FAILURES", "DaskEngine"]
+
+#: Worker deaths a task survives on a local cluster (Dask's own default is 3).
+ALLOWED_FAILURES = 2
+#: Most images in one task.
+MAX_CHUNK = 256
+#: Chunks in flight per worker thread: enough to keep workers busy between round trips.
+CHUNKS_PER_THREAD = 2
+#: Seconds to wait for the scheduler given by --scheduler.
+CONNECT_TIMEOUT = 30
+
+
+class DaskEngine:
+    """Runs jobs on the cluster at `scheduler`, or on a local cluster of `workers` processes."""
+
+    def __init__(self, scheduler: str | None = None, workers: int | None = None) -> None:
+        self.scheduler, self.workers = scheduler, workers
+
+    def results(self, jobs: Sequence[Job], settings: Settings, stop: StopFlag) -> Iterator[Record]:
+        """Skipped records first, then one record per submitted job as chunks finish."""
+        with self._client() as client:
+            todo = []
+            for job in jobs:
+                if settings.skip_existing and is_up_to_date(job):
+                    yield process_image(job, settings)  # the skipped record, nothing read
+                else:
+                    todo.append(job)
+            yield from _Driver(client, settings, stop).run(todo)
+
+    @contextmanager
+    def _client(self) -> Iterator[Any]:
+        import dask
+
+        dist = _distributed()
+        if self.scheduler:
+            with _connect(dist.Client, self.scheduler) as client:
+                yield client
+            return
+        with (
+            dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES}),
+            dist.LocalCluster(
+                n_workers=self.workers or _cores(),
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+                silence_logs=logging.CRITICAL,
+            ) as cluster,
+            dist.Client(cluster) as client,
+        ):
+            yield client
+
+
+@contextmanager
+def _connect(client_class: Any, address: str) -> Iterator[Any]:
+    try:
+        client = client_class(address, timeout=CONNECT_TIMEOUT)
+    except (OSError, ValueError) as exc:
+        raise EngineError(f"cannot connect to the Dask scheduler at {address}: {exc}") from exc
+    with client:
+        yield client
+
+
+def _distributed() -> Any:
+    """`distributed`, imported on first use (it has no type hints)."""
+    import distributed
+
+    return distributed
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class _Driver:
+    """Feeds chunks of jobs to the cluster through a bounded window and collects records."""
+
+    def __init__(self, client: Any, settings: Settings, stop: StopFlag) -> None:
+        self.client, self.settings, self.stop = client, settings, stop
+        self.threads = max(1, sum(client.nthreads().values()))
+        self.queue: deque[list[Job]] = deque()
+        self.in_flight: dict[Any, list[Job]] = {}
+        self.finished = _distributed().as_completed()
+        self.prefix = f"upscaler-{uuid4().hex[:8]}"
+        self.submitted = 0
+
+    def run(self, jobs: list[Job]) -> Iterator[Record]:
+        """Records of `jobs`, as their chunks finish."""
+        size = min(MAX_CHUNK, max(1, math.ceil(len(jobs) / (8 * self.threads))))
+        self.queue.extend(jobs[i : i + size] for i in range(0, len(jobs), size))
+        self._fill()
+        for future in self.finished:
+            chunk = self.in_flight.pop(future)
+            yield from self._records(future, chunk)
+            self._fill()
+
+    def _fill(self) -> None:
+        while self.queue and len(self.in_flight) < CHUNKS_PER_THREAD * self.threads:
+            if self.stop.signum is not None:
+                return
+            chunk = self.queue.popleft()
+            self.submitted += 1
+            future = self.client.submit(
+                run_chunk, chunk, self.settings, key=f"{self.prefix}-{self.submitted}", pure=False
+            )
+            self.in_flight[future] = chunk
+            self.finished.add(future)
+
+    def _records(self, future: Any, chunk: list[Job]) -> list[Record]:
+        try:
+            records: list[Record] = future.result()
+        except _distributed().KilledWorker as exc:
+            if len(chunk) > 1:  # find the image that kills workers: one task per image
+                self.queue.extendleft([job] for job in reversed(chunk))
+                return []
+            return [
+                self._failed(chunk[0], f"worker process died ({exc.allowed_failures + 1} attempts)")
+            ]
+        except Exception as exc:  # the scheduler lost the task, a worker could not unpickle it...
+            return [
+                self._failed(job, f"worker failed: {type(exc).__name__}: {exc}") for job in chunk
+            ]
+        return records
+
+    def _failed(self, job: Job, reason: str) -> Record:
+        s = self.settings
+        return Record(
+            str(job.src), str(job.dst), "failed", reason, backend=s.backend, factor=s.factor
+        )
+
+
+def run_chunk(jobs: list[Job], settings: Settings) -> list[Record]:
+    """On a worker: upscale `jobs`, which the driver found to need it (so none is skipped).
+
+    ONNX Runtime gets one intra-op thread per worker thread unless --threads says otherwise:
+    it ignores OMP_NUM_THREADS, and its default (all cores per worker) oversubscribes them.
+    """
+    threads = settings.options.threads or _distributed().get_worker().state.nthreads
+    options = replace(settings.options, threads=threads)
+    on_worker = replace(settings, skip_existing=False, options=options)
+    return [process_image(job, on_worker) for job in jobs]
