@@ -40,6 +40,23 @@ def run_cli(
     )
 
 
+def install_plugin(
+    site: Path, module: str, source: str, backends: dict[str, str]
+) -> dict[str, str]:
+    """Install a one-module backend distribution under `site` (entry points name -> object).
+
+    Returns the environment in which `upscaler` (and processes it starts) finds it.
+    """
+    dist = site / f"{module}-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (site / f"{module}.py").write_text(source)
+    name = module.replace("_", "-")
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+    points = "".join(f"{key} = {module}:{obj}\n" for key, obj in backends.items())
+    (dist / "entry_points.txt").write_text(f"[upscaler.backends]\n{points}")
+    return {**os.environ, "PYTHONPATH": str(site)}
+
+
 def photo(width: int, height: int, mode: str = "RGB", seed: int = 0) -> Image.Image:
     """A smooth, photo-like test image with some detail (gradients plus noise)."""
     rng = np.random.default_rng(seed)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import photo, run_cli
+from conftest import install_plugin, photo, run_cli
 
 PLUGIN = """
 import numpy as np
@@ -43,17 +42,7 @@ plugin = Plugin()
 
 @pytest.fixture()
 def plugin_env(tmp_path: Path) -> dict[str, str]:
-    site = tmp_path / "site"
-    dist = site / "thirdparty_nearest-1.0.dist-info"
-    dist.mkdir(parents=True)
-    (site / "thirdparty_nearest.py").write_text(PLUGIN)
-    (dist / "METADATA").write_text(
-        "Metadata-Version: 2.1\nName: thirdparty-nearest\nVersion: 1.0\n"
-    )
-    (dist / "entry_points.txt").write_text(
-        "[upscaler.backends]\nnearest = thirdparty_nearest:plugin\n"
-    )
-    return {**os.environ, "PYTHONPATH": str(site)}
+    return install_plugin(tmp_path / "site", "thirdparty_nearest", PLUGIN, {"nearest": "plugin"})
 
 
 def test_plugin_is_listed_with_its_distribution(plugin_env: dict[str, str]) -> None:

@@ -32,8 +32,6 @@ ALLOWED_FAILURES = 2
 MAX_CHUNK = 256
 #: Chunks in flight per worker thread: enough to keep workers busy between round trips.
 CHUNKS_PER_THREAD = 2
-#: Seconds to wait for the scheduler given by --scheduler.
-CONNECT_TIMEOUT = 30
 
 
 class DaskEngine:
@@ -80,7 +78,7 @@ class DaskEngine:
 @contextmanager
 def _connect(client_class: Any, address: str) -> Iterator[Any]:
     try:
-        client = client_class(address, timeout=CONNECT_TIMEOUT)
+        client = client_class(address)  # waits distributed.comm.timeouts.connect (30 s)
     except (OSError, ValueError) as exc:
         raise EngineError(f"cannot connect to the Dask scheduler at {address}: {exc}") from exc
     with client:

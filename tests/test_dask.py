@@ -1,0 +1,306 @@
+"""`upscaler batch --engine dask`: a real Dask cluster on 127.0.0.1, driven by the real command."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+import pytest
+from PIL import Image
+
+from conftest import BSDS, install_plugin, photo, run_cli, upscaler_command
+
+pytest.importorskip("distributed")
+
+#: Test backends: nearest neighbour; `slow` sleeps in every call; any image 13 pixels wide
+#: kills the process that upscales it (as a segfaulting native library would).
+PLUGIN = """
+import os, signal, time
+
+class Nearest:
+    halo = 0
+    channels = "color"
+    default_tile = 64
+
+    def __init__(self, factor, delay):
+        self.factor, self.delay = factor, delay
+
+    def upscale(self, tiles):
+        if tiles.shape[2] == 13:
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(self.delay)
+        return tiles.repeat(self.factor, axis=1).repeat(self.factor, axis=2)
+
+class Plugin:
+    factors = (2,)
+
+    def __init__(self, delay):
+        self.delay = delay
+
+    def unavailable_reason(self):
+        return None
+
+    def create(self, factor, options):
+        return Nearest(factor, self.delay)
+
+crashy = Plugin(0.0)
+slow = Plugin(0.1)
+"""
+
+
+@pytest.fixture()
+def plugin_env(tmp_path: Path) -> dict[str, str]:
+    return install_plugin(
+        tmp_path / "site", "dask_test_backends", PLUGIN, {"crashy": "crashy", "slow": "slow"}
+    )
+
+
+@pytest.fixture()
+def photos(tmp_path: Path) -> Path:
+    """Real photos (BSDS500, shrunk by 3) in PNG and JPEG, odd modes, a subfolder, a bad file."""
+    root = tmp_path / "in"
+    (root / "sub").mkdir(parents=True)
+    for i, path in enumerate(sorted((BSDS / "test").glob("*.jpg"))[:8]):
+        with Image.open(path) as im:
+            small = im.resize((im.width // 3, im.height // 3), Image.Resampling.BICUBIC)
+        small.save(
+            root / ("sub" if i % 3 == 0 else "") / f"{path.stem}{'.png' if i % 2 else '.jpg'}"
+        )
+    photo(40, 30, "RGBA").save(root / "alpha.png")
+    photo(40, 30, "L").save(root / "sub" / "grey.png")
+    (root / "broken.png").write_bytes(b"not a picture")
+    return root
+
+
+def _records(report: Path, out: Path) -> list[dict[str, Any]]:
+    """The report's records without timings, outputs relative to `out`, sorted by input."""
+    images = json.loads(report.read_text())["images"]
+    for r in images:
+        r.pop("seconds")
+        r["dst"] = r["dst"].replace(str(out), "OUT")
+    return sorted(images, key=lambda r: r["src"])
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+def _leftovers(root: Path) -> list[Path]:
+    """Temporary files of interrupted writes."""
+    return [p for p in root.rglob(".*") if p.name.endswith(".tmp")]
+
+
+def _nearest(path: Path) -> np.ndarray[Any, Any]:
+    return np.asarray(Image.open(path)).repeat(2, 0).repeat(2, 1)
+
+
+def test_dask_gives_the_same_outputs_and_records_as_local(photos: Path, tmp_path: Path) -> None:
+    local, dask = tmp_path / "local", tmp_path / "dask"
+    ran_local = run_cli("batch", photos, "-o", local, "--report", tmp_path / "local.json")
+    args = ("batch", photos, "-o", dask, "--engine", "dask", "--workers", 2)
+    ran_dask = run_cli(*args, "--report", tmp_path / "dask.json")
+    assert ran_local.returncode == ran_dask.returncode == 1, ran_dask.stderr
+    assert f"{photos / 'broken.png'}: not a recognised image file" in ran_dask.stderr
+    assert "10 done, 0 skipped, 1 failed" in ran_dask.stderr
+    records = _records(tmp_path / "dask.json", dask)
+    assert records == _records(tmp_path / "local.json", local)
+    assert [r["status"] for r in records].count("done") == 10
+    assert _files(dask) == _files(local) and len(_files(dask)) == 11  # 10 images + the lock
+    assert not _leftovers(dask)
+
+
+def test_dask_rerun_skips_everything_without_submitting_it(photos: Path, tmp_path: Path) -> None:
+    (photos / "broken.png").unlink()
+    out = tmp_path / "out"
+    args = ("batch", photos, "-o", out, "--engine", "dask", "--workers", 2)
+    assert run_cli(*args).returncode == 0
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*.*")}
+    rerun = run_cli(*args, "--report", tmp_path / "r.json")
+    assert rerun.returncode == 0 and "0 done, 10 skipped, 0 failed" in rerun.stderr
+    # workers never skip (the driver decided), so a submitted image would say "done"
+    assert {r["status"] for r in _records(tmp_path / "r.json", out)} == {"skipped"}
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.*")} == before
+
+
+def test_image_that_always_kills_its_worker_fails_alone(
+    plugin_env: dict[str, str], tmp_path: Path
+) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for i in range(32):  # 33 images: chunks of 3, so the bad one first fails with two others
+        photo(20, 14, seed=i).save(src / f"ok{i:02}.png")
+    photo(13, 9).save(src / "bad.png")
+    result = run_cli(
+        *("batch", src, "-o", out, "--backend", "crashy", "--factor", 2, "--engine", "dask"),
+        *("--workers", 2, "--report", tmp_path / "r.json"),
+        env=plugin_env,
+    )
+    assert result.returncode == 1, result.stderr
+    assert f"{src / 'bad.png'}: worker process died (3 attempts)" in result.stderr.splitlines()
+    assert "32 done, 0 skipped, 1 failed" in result.stderr
+    statuses = {Path(r["src"]).name: r["status"] for r in _records(tmp_path / "r.json", out)}
+    assert statuses == {**{f"ok{i:02}.png": "done" for i in range(32)}, "bad.png": "failed"}
+    for i in range(32):
+        assert np.array_equal(
+            np.asarray(Image.open(out / f"ok{i:02}.png")), _nearest(src / f"ok{i:02}.png")
+        )
+    assert not (out / "bad.png").exists() and not _leftovers(out)
+
+
+def _worker_pids(driver: int) -> list[int]:
+    """The Dask worker processes of a LocalCluster started by process `driver`."""
+    children = psutil.Process(driver).children()
+    return [p.pid for p in children if "spawn_main" in " ".join(p.cmdline())]
+
+
+def test_worker_killed_mid_run_still_writes_every_image_once(
+    plugin_env: dict[str, str], tmp_path: Path
+) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for i in range(30):
+        photo(20, 14, seed=i).save(src / f"{i:02}.png")
+    args = ("batch", src, "-o", out, "--backend", "slow", "--factor", 2, "--engine", "dask")
+    proc = subprocess.Popen(
+        [
+            *upscaler_command(),
+            *map(str, args),
+            "--workers",
+            "2",
+            "--report",
+            str(tmp_path / "r.json"),
+        ],
+        env=plugin_env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    written = _wait_for_outputs(out, 4, proc)
+    victim = _worker_pids(proc.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    _, stderr = proc.communicate(timeout=300)
+    assert len(written) < 30, "the run ended before the kill: nothing was tested"
+    assert proc.returncode == 0, stderr
+    assert "30 done, 0 skipped, 0 failed" in stderr
+    records = _records(tmp_path / "r.json", out)
+    assert sorted(Path(r["src"]).name for r in records) == [f"{i:02}.png" for i in range(30)]
+    assert {r["status"] for r in records} == {"done"}
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".upscaler.lock",
+        *(f"{i:02}.png" for i in range(30)),
+    ]
+    for i in range(30):
+        assert np.array_equal(
+            np.asarray(Image.open(out / f"{i:02}.png")), _nearest(src / f"{i:02}.png")
+        )
+
+
+def _wait_for_outputs(out: Path, count: int, proc: subprocess.Popen[str]) -> list[Path]:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        written = list(out.glob("*.png")) if out.is_dir() else []
+        if len(written) >= count:
+            return written
+        time.sleep(0.01)
+    pytest.fail("the run wrote no outputs")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture()
+def cluster(plugin_env: dict[str, str]) -> Iterator[str]:
+    """A scheduler and a worker started with the stock `dask` command, on 127.0.0.1."""
+    dask_cli = str(Path(sys.executable).with_name("dask"))
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    port = address.rsplit(":", 1)[1]
+    procs = [
+        subprocess.Popen(
+            [dask_cli, "scheduler", "--host", "127.0.0.1", "--port", port, "--no-dashboard"],
+            env=plugin_env,
+            stderr=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(
+            [dask_cli, "worker", address, "--host", "127.0.0.1", "--nworkers", "2"],
+            env=plugin_env,
+            stderr=subprocess.DEVNULL,
+        ),
+    ]
+    try:
+        yield address
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+            p.wait(timeout=60)
+
+
+def test_joins_a_cluster_started_with_the_dask_commands(
+    cluster: str, plugin_env: dict[str, str], tmp_path: Path
+) -> None:
+    src, out = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    for i in range(6):
+        photo(20, 14, seed=i).save(src / f"{i}.png")
+    args = ("batch", src, "-o", out, "--backend", "slow", "--factor", 2, "--engine", "dask")
+    result = run_cli(*args, "--scheduler", cluster, env=plugin_env)
+    assert result.returncode == 0, result.stderr
+    assert "6 done, 0 skipped, 0 failed" in result.stderr
+    for i in range(6):
+        assert np.array_equal(np.asarray(Image.open(out / f"{i}.png")), _nearest(src / f"{i}.png"))
+
+
+def test_unreachable_scheduler_is_an_error(tmp_path: Path) -> None:
+    photo(8, 8).save(tmp_path / "a.png")
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s"}
+    address = f"tcp://127.0.0.1:{_free_port()}"  # nothing listens there
+    args = ("batch", tmp_path / "a.png", "-o", tmp_path / "o", "--engine", "dask")
+    result = run_cli(*args, "--scheduler", address, env=env)
+    assert result.returncode == 2
+    assert f"upscaler: error: cannot connect to the Dask scheduler at {address}" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (("--workers", "2"), "--scheduler and --workers need --engine dask"),
+        (("--engine", "dask", "--jobs", "2"), "--jobs is for --engine local"),
+        (
+            ("--engine", "dask", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"),
+            "--workers starts a local cluster",
+        ),
+    ],
+)
+def test_engine_options_that_do_not_go_together(
+    options: tuple[str, ...], message: str, tmp_path: Path
+) -> None:
+    photo(8, 8).save(tmp_path / "a.png")
+    result = run_cli("batch", tmp_path / "a.png", "-o", tmp_path / "o", *options)
+    assert result.returncode == 2 and message in result.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_engine_dask_without_the_extra_is_a_usage_error(tmp_path: Path) -> None:
+    photo(8, 8).save(tmp_path / "a.png")
+    code = (
+        "import sys\nsys.modules['distributed'] = None  # as if not installed\n"
+        "from upscaler._cli import cli\n"
+        f"cli.main(['batch', {str(tmp_path / 'a.png')!r}, '--engine', 'dask'])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "needs `pip install upscaler[dask]` (distributed not installed)" in result.stderr
+    assert not tmp_path.with_name(f"{tmp_path.name}-x3").exists()
