@@ -102,8 +102,25 @@ def _leftovers(root: Path) -> list[Path]:
     return [p for p in root.rglob(".*") if p.name.endswith(".tmp")]
 
 
-def _nearest(path: Path) -> np.ndarray[Any, Any]:
-    return np.asarray(Image.open(path)).repeat(2, 0).repeat(2, 1)
+def _tiny_photos(tmp_path: Path, count: int, prefix: str = "") -> tuple[Path, list[str]]:
+    """`count` small photos in tmp_path/in, and their names."""
+    src = tmp_path / "in"
+    src.mkdir()
+    names = [f"{prefix}{i:02}.png" for i in range(count)]
+    for i, name in enumerate(names):
+        photo(20, 14, seed=i).save(src / name)
+    return src, names
+
+
+def _assert_nearest_x2(src: Path, out: Path, names: list[str]) -> None:
+    """Each output is its input enlarged twice by the test backend's nearest neighbour."""
+    for name in names:
+        expected = np.asarray(Image.open(src / name)).repeat(2, 0).repeat(2, 1)
+        assert np.array_equal(np.asarray(Image.open(out / name)), expected), name
+
+
+#: Options that run the test backends on a local cluster of two workers.
+ON_TWO_WORKERS = ("--factor", 2, "--engine", "dask", "--workers", 2)
 
 
 def test_dask_gives_the_same_outputs_and_records_as_local(photos: Path, tmp_path: Path) -> None:
@@ -137,25 +154,20 @@ def test_dask_rerun_skips_everything_without_submitting_it(photos: Path, tmp_pat
 def test_image_that_always_kills_its_worker_fails_alone(
     plugin_env: dict[str, str], tmp_path: Path
 ) -> None:
-    src, out = tmp_path / "in", tmp_path / "out"
-    src.mkdir()
-    for i in range(32):  # 33 images: chunks of 3, so the bad one first fails with two others
-        photo(20, 14, seed=i).save(src / f"ok{i:02}.png")
-    photo(13, 9).save(src / "bad.png")
+    src, good = _tiny_photos(tmp_path, 32, "ok")
+    photo(13, 9).save(src / "bad.png")  # 33 images: chunks of 3, so it first fails with two others
+    out = tmp_path / "out"
     result = run_cli(
-        *("batch", src, "-o", out, "--backend", "crashy", "--factor", 2, "--engine", "dask"),
-        *("--workers", 2, "--report", tmp_path / "r.json"),
+        *("batch", src, "-o", out, "--backend", "crashy", *ON_TWO_WORKERS),
+        *("--report", tmp_path / "r.json"),
         env=plugin_env,
     )
     assert result.returncode == 1, result.stderr
     assert f"{src / 'bad.png'}: worker process died (3 attempts)" in result.stderr.splitlines()
     assert "32 done, 0 skipped, 1 failed" in result.stderr
     statuses = {Path(r["src"]).name: r["status"] for r in _records(tmp_path / "r.json", out)}
-    assert statuses == {**{f"ok{i:02}.png": "done" for i in range(32)}, "bad.png": "failed"}
-    for i in range(32):
-        assert np.array_equal(
-            np.asarray(Image.open(out / f"ok{i:02}.png")), _nearest(src / f"ok{i:02}.png")
-        )
+    assert statuses == {**dict.fromkeys(good, "done"), "bad.png": "failed"}
+    _assert_nearest_x2(src, out, good)
     assert not (out / "bad.png").exists() and not _leftovers(out)
 
 
@@ -168,20 +180,21 @@ def _worker_pids(driver: int) -> list[int]:
 def test_worker_killed_mid_run_still_writes_every_image_once(
     plugin_env: dict[str, str], tmp_path: Path
 ) -> None:
-    src, out = tmp_path / "in", tmp_path / "out"
-    src.mkdir()
-    for i in range(30):
-        photo(20, 14, seed=i).save(src / f"{i:02}.png")
-    args = ("batch", src, "-o", out, "--backend", "slow", "--factor", 2, "--engine", "dask")
+    src, names = _tiny_photos(tmp_path, 30)
+    out = tmp_path / "out"
+    args = (
+        "batch",
+        src,
+        "-o",
+        out,
+        "--backend",
+        "slow",
+        *ON_TWO_WORKERS,
+        "--report",
+        tmp_path / "r.json",
+    )
     proc = subprocess.Popen(
-        [
-            *upscaler_command(),
-            *map(str, args),
-            "--workers",
-            "2",
-            "--report",
-            str(tmp_path / "r.json"),
-        ],
+        [*upscaler_command(), *map(str, args)],
         env=plugin_env,
         stderr=subprocess.PIPE,
         text=True,
@@ -194,16 +207,10 @@ def test_worker_killed_mid_run_still_writes_every_image_once(
     assert proc.returncode == 0, stderr
     assert "30 done, 0 skipped, 0 failed" in stderr
     records = _records(tmp_path / "r.json", out)
-    assert sorted(Path(r["src"]).name for r in records) == [f"{i:02}.png" for i in range(30)]
+    assert sorted(Path(r["src"]).name for r in records) == names
     assert {r["status"] for r in records} == {"done"}
-    assert sorted(p.name for p in out.iterdir()) == [
-        ".upscaler.lock",
-        *(f"{i:02}.png" for i in range(30)),
-    ]
-    for i in range(30):
-        assert np.array_equal(
-            np.asarray(Image.open(out / f"{i:02}.png")), _nearest(src / f"{i:02}.png")
-        )
+    assert sorted(p.name for p in out.iterdir()) == [".upscaler.lock", *names]  # no temp files
+    _assert_nearest_x2(src, out, names)
 
 
 def _wait_for_outputs(out: Path, count: int, proc: subprocess.Popen[str]) -> list[Path]:
@@ -251,16 +258,13 @@ def cluster(plugin_env: dict[str, str]) -> Iterator[str]:
 def test_joins_a_cluster_started_with_the_dask_commands(
     cluster: str, plugin_env: dict[str, str], tmp_path: Path
 ) -> None:
-    src, out = tmp_path / "in", tmp_path / "out"
-    src.mkdir()
-    for i in range(6):
-        photo(20, 14, seed=i).save(src / f"{i}.png")
+    src, names = _tiny_photos(tmp_path, 6)
+    out = tmp_path / "out"
     args = ("batch", src, "-o", out, "--backend", "slow", "--factor", 2, "--engine", "dask")
     result = run_cli(*args, "--scheduler", cluster, env=plugin_env)
     assert result.returncode == 0, result.stderr
     assert "6 done, 0 skipped, 0 failed" in result.stderr
-    for i in range(6):
-        assert np.array_equal(np.asarray(Image.open(out / f"{i}.png")), _nearest(src / f"{i}.png"))
+    _assert_nearest_x2(src, out, names)
 
 
 def test_unreachable_scheduler_is_an_error(tmp_path: Path) -> None:
