@@ -122,7 +122,7 @@ def test_help_and_version_do_not_import_frameworks() -> None:
         "import sys\nfrom upscaler._cli import cli\n"
         "for args in (['--help'], ['--version'], ['batch', '--help']):\n"
         "    try:\n        cli.main(args, standalone_mode=False)\n    except SystemExit:\n        pass\n"
-        "heavy = [m for m in ('onnxruntime', 'tensorflow', 'keras', 'numpy', 'PIL') if m in sys.modules]\n"
+        "heavy = [m for m in ('onnxruntime', 'tensorflow', 'keras', 'numpy', 'PIL', 'dask', 'distributed', 'fsspec') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     out = subprocess.run(

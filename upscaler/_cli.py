@@ -13,6 +13,22 @@ DEFAULT_BACKEND = "onnx"
 FORMAT_CHOICES = ["same", "png", "jpg", "webp", "tiff"]
 
 
+class Location(click.ParamType):  # type: ignore[type-arg]
+    """A local path (as Path, checked like `base`) or a URL such as s3://bucket/prefix (str)."""
+
+    name = "path_or_url"
+
+    def __init__(self, base: click.Path) -> None:
+        self.base = base
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> object:
+        if isinstance(value, str) and "://" in value:
+            return value
+        return self.base.convert(value, param, ctx)  # type: ignore[arg-type]
+
+
 factor_option = click.option(
     "--factor",
     type=click.Choice(["2", "3", "4"]),
@@ -29,13 +45,13 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, required=True, type=Location(click.Path(path_type=Path)))
 @click.option(
     "-o",
     "--output",
     "out",
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Output folder [default: <input>-x<factor> beside each input folder].",
+    type=Location(click.Path(file_okay=False, path_type=Path)),
+    help="Output folder or URL [default: <input>-x<factor> beside each input folder].",
 )
 @factor_option
 @click.option(
@@ -142,9 +158,10 @@ def batch(**kwargs: object) -> None:
     """Upscale every image in INPUTS (files or folders, walked recursively).
 
     Outputs mirror each input's relative path under the output folder. Hidden files and
-    folders are skipped; files that are not images are counted and skipped. Exit status:
-    0 all done, 1 some images failed (the others were still written), 2 usage error,
-    3 another run holds the output folder, 130/143 stopped by SIGINT/SIGTERM.
+    folders are skipped; files that are not images are counted and skipped. INPUTS and the
+    output may also be URLs of shared storage (s3://bucket/prefix, with the s3 extra).
+    Exit status: 0 all done, 1 some images failed (the others were still written),
+    2 usage error, 3 another run holds the output folder, 130/143 stopped by SIGINT/SIGTERM.
     """
     if kwargs["engine"] == "dask":
         _require_extra("dask", ("dask", "distributed"))

@@ -20,9 +20,9 @@ from dataclasses import replace
 from typing import Any
 from uuid import uuid4
 
-from ._discover import Job
 from ._engines import EngineError, StopFlag
-from ._pipeline import Record, Settings, is_up_to_date, process_image
+from ._pipeline import Record, Settings
+from ._remote import AnyJob, is_done, run_job
 
 __all__ = ["ALLOWED_FAILURES", "DaskEngine"]
 
@@ -40,13 +40,15 @@ class DaskEngine:
     def __init__(self, scheduler: str | None = None, workers: int | None = None) -> None:
         self.scheduler, self.workers = scheduler, workers
 
-    def results(self, jobs: Sequence[Job], settings: Settings, stop: StopFlag) -> Iterator[Record]:
+    def results(
+        self, jobs: Sequence[AnyJob], settings: Settings, stop: StopFlag
+    ) -> Iterator[Record]:
         """Skipped records first, then one record per submitted job as chunks finish."""
         with self._client() as client:
             todo = []
             for job in jobs:
-                if settings.skip_existing and is_up_to_date(job):
-                    yield process_image(job, settings)  # the skipped record, nothing read
+                if settings.skip_existing and is_done(job):
+                    yield run_job(job, settings)  # the skipped record, nothing read
                 else:
                     todo.append(job)
             yield from _Driver(client, settings, stop).run(todo)
@@ -102,13 +104,13 @@ class _Driver:
     def __init__(self, client: Any, settings: Settings, stop: StopFlag) -> None:
         self.client, self.settings, self.stop = client, settings, stop
         self.threads = max(1, sum(client.nthreads().values()))
-        self.queue: deque[list[Job]] = deque()
-        self.in_flight: dict[Any, list[Job]] = {}
+        self.queue: deque[list[AnyJob]] = deque()
+        self.in_flight: dict[Any, list[AnyJob]] = {}
         self.finished = _distributed().as_completed()
         self.prefix = f"upscaler-{uuid4().hex[:8]}"
         self.submitted = 0
 
-    def run(self, jobs: list[Job]) -> Iterator[Record]:
+    def run(self, jobs: list[AnyJob]) -> Iterator[Record]:
         """Records of `jobs`, as their chunks finish."""
         size = min(MAX_CHUNK, max(1, math.ceil(len(jobs) / (8 * self.threads))))
         self.queue.extend(jobs[i : i + size] for i in range(0, len(jobs), size))
@@ -130,7 +132,7 @@ class _Driver:
             self.in_flight[future] = chunk
             self.finished.add(future)
 
-    def _records(self, future: Any, chunk: list[Job]) -> list[Record]:
+    def _records(self, future: Any, chunk: list[AnyJob]) -> list[Record]:
         try:
             records: list[Record] = future.result()
         except _distributed().KilledWorker as exc:
@@ -146,14 +148,14 @@ class _Driver:
             ]
         return records
 
-    def _failed(self, job: Job, reason: str) -> Record:
+    def _failed(self, job: AnyJob, reason: str) -> Record:
         s = self.settings
         return Record(
             str(job.src), str(job.dst), "failed", reason, backend=s.backend, factor=s.factor
         )
 
 
-def run_chunk(jobs: list[Job], settings: Settings) -> list[Record]:
+def run_chunk(jobs: list[AnyJob], settings: Settings) -> list[Record]:
     """On a worker: upscale `jobs`, which the driver found to need it (so none is skipped).
 
     ONNX Runtime gets one intra-op thread per worker thread unless --threads says otherwise:
@@ -162,4 +164,4 @@ def run_chunk(jobs: list[Job], settings: Settings) -> list[Record]:
     threads = settings.options.threads or _distributed().get_worker().state.nthreads
     options = replace(settings.options, threads=threads)
     on_worker = replace(settings, skip_existing=False, options=options)
-    return [process_image(job, on_worker) for job in jobs]
+    return [run_job(job, on_worker) for job in jobs]

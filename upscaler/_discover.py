@@ -6,11 +6,15 @@ import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ._codec import READABLE_SUFFIXES, output_suffix
 from ._errors import UpscalerError
 
-__all__ = ["Discovery", "Job", "OutputInsideInput", "discover", "image_files"]
+if TYPE_CHECKING:
+    from ._remote import RemoteJob
+
+__all__ = ["Discovery", "Job", "OutputInsideInput", "add_job", "discover", "image_files"]
 
 
 class OutputInsideInput(UpscalerError):
@@ -31,11 +35,13 @@ class Job:
 class Discovery:
     """What a walk over the inputs found."""
 
-    jobs: list[Job] = field(default_factory=list)
-    not_images: list[Path] = field(default_factory=list)
+    #: `Job`s; `_remote.RemoteJob`s when the run names URLs.
+    jobs: list[Job | RemoteJob] = field(default_factory=list)
+    #: Paths; str locations when the run names URLs (and so in `problems`).
+    not_images: list[Path | str] = field(default_factory=list)
     #: Inputs that cannot even be tried, with the reason (dangling link, collision, ...).
-    problems: list[tuple[Path, str]] = field(default_factory=list)
-    #: The output folders that jobs write below.
+    problems: list[tuple[Path | str, str]] = field(default_factory=list)
+    #: The local output folders that jobs write below (each is locked during a run).
     roots: list[Path] = field(default_factory=list)
 
 
@@ -53,7 +59,7 @@ def discover(inputs: Sequence[Path], out: Path | None, factor: int, fmt: str) ->
     """
     found = Discovery()
     roots = [_absolute(p) for p in inputs if p.is_dir()]
-    claimed: dict[Path, Path] = {}
+    claimed: dict[Path | str, Path | str] = {}
     for given in inputs:
         base = _absolute(given) if given.is_dir() else _absolute(given).parent
         target = _absolute(out) if out else default_output(base, factor)
@@ -68,7 +74,7 @@ def discover(inputs: Sequence[Path], out: Path | None, factor: int, fmt: str) ->
             else:
                 rel = _absolute(src).relative_to(base)
                 dst = (target / rel).with_suffix(output_suffix(src, fmt))
-                _add(found, claimed, Job(src, dst, rel))
+                add_job(found, claimed, Job(src, dst, rel))
     return found
 
 
@@ -81,7 +87,8 @@ def image_files(folder: Path) -> list[Path]:
     ]
 
 
-def _add(found: Discovery, claimed: dict[Path, Path], job: Job) -> None:
+def add_job(found: Discovery, claimed: dict[Path | str, Path | str], job: Job | RemoteJob) -> None:
+    """Add `job` unless its output is already another input's output (then it is a problem)."""
     first = claimed.get(job.dst)
     if first is None:
         claimed[job.dst] = job.src

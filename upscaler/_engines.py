@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 
-from ._discover import Job
 from ._errors import UpscalerError
 from ._pipeline import Record, Settings
+from ._remote import AnyJob
 
 __all__ = ["ENGINES", "Engine", "EngineError", "StopFlag", "create_engine", "engine_problem"]
 
@@ -33,7 +33,9 @@ class StopFlag(Protocol):
 class Engine(Protocol):
     """Runs a batch's jobs somewhere and yields their records, in the order they finish."""
 
-    def results(self, jobs: Sequence[Job], settings: Settings, stop: StopFlag) -> Iterator[Record]:
+    def results(
+        self, jobs: Sequence[AnyJob], settings: Settings, stop: StopFlag
+    ) -> Iterator[Record]:
         """One record per job (fewer if `stop` is set: the jobs not started get none)."""
         ...
 

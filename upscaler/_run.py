@@ -20,11 +20,12 @@ from filelock import FileLock, Timeout
 from tqdm import tqdm
 
 from ._backend import BackendOptions
-from ._discover import Discovery, Job, discover
+from ._discover import Discovery
 from ._engines import EngineError, create_engine, engine_problem
 from ._errors import UpscalerError
-from ._pipeline import Record, Settings, process_image
+from ._pipeline import Record, Settings
 from ._registry import load_backend
+from ._remote import AnyJob, find_jobs, run_job
 from ._report import REPORT_SUFFIXES, summarise, summary_line, write_report
 
 __all__ = ["BatchRequest", "run_batch"]
@@ -40,8 +41,9 @@ TILE_BAR_MIN = 16
 class BatchRequest:
     """The options of `upscaler batch`, as parsed."""
 
-    inputs: tuple[Path, ...]
-    out: Path | None
+    #: Local paths, or URLs (str) for shared storage (s3://...).
+    inputs: tuple[Path | str, ...]
+    out: Path | str | None
     factor: str
     backend: str
     weights: Path | None
@@ -98,7 +100,7 @@ def run_batch(req: BatchRequest) -> int:
         return _usage(problem)
     settings = req.settings()
     try:
-        found = discover(req.inputs, req.out, settings.factor, req.fmt)
+        found = find_jobs(req.inputs, req.out, settings.factor, req.fmt)
         if not req.dry_run and found.jobs:
             load_backend(settings.backend, settings.factor, settings.options)
     except UpscalerError as exc:
@@ -198,7 +200,7 @@ class StopSignals:
 
 
 def _results(
-    req: BatchRequest, settings: Settings, jobs: list[Job], bar: tqdm | None, stop: StopSignals
+    req: BatchRequest, settings: Settings, jobs: list[AnyJob], bar: tqdm | None, stop: StopSignals
 ) -> Iterator[Record]:
     if req.engine != "local":
         yield from create_engine(req.engine, req.scheduler, req.workers).results(
@@ -209,13 +211,13 @@ def _results(
         for job in jobs:
             if stop.signum is not None:
                 return
-            yield process_image(job, settings, _tile_progress(bar))
+            yield run_job(job, settings, _tile_progress(bar))
         return
     pool = ProcessPoolExecutor(
         req.jobs, mp_context=get_context("spawn"), initializer=_ignore_sigint
     )
     try:
-        futures = {pool.submit(process_image, job, settings): job for job in jobs}
+        futures = {pool.submit(run_job, job, settings): job for job in jobs}
         for future in as_completed(futures):
             if stop.signum is not None:
                 for pending in futures:
@@ -231,7 +233,7 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _outcome(future: Future[Record], job: Job) -> Record:
+def _outcome(future: Future[Record], job: AnyJob) -> Record:
     """The worker's record, or a failure if the worker process died."""
     try:
         return future.result()

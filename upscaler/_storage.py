@@ -1,0 +1,139 @@
+"""Files named by location: an fsspec URL (`s3://bucket/key` with the s3 extra) or a local path.
+
+Only runs that name a URL come here; purely local runs keep `_discover` and `_codec`'s own file
+handling. Object stores get one PUT to the final key per output (a reader sees the old object
+or the new one, never a part); local paths are written by `_codec.encode` (temporary file,
+then rename).
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ._errors import UpscalerError
+
+__all__ = [
+    "Entry",
+    "StorageError",
+    "download",
+    "entry",
+    "is_url",
+    "join",
+    "kind",
+    "list_files",
+    "parent",
+    "upload",
+]
+
+
+class StorageError(UpscalerError):
+    """A URL that cannot be used at all here (unknown scheme, missing extra)."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A file found by `list_files`: its location and modification time (None if unknown)."""
+
+    location: str
+    #: Relative to the listed folder, with "/" separators.
+    rel: str
+    mtime: float | None
+
+
+def is_url(location: object) -> bool:
+    """True for `scheme://...` strings (the CLI keeps those as str; local paths are Path)."""
+    return isinstance(location, str) and "://" in location
+
+
+def kind(location: str) -> str | None:
+    """ "dir", "file", or None when nothing is there."""
+    fs, path = _fs(location)
+    if fs.isdir(path):
+        return "dir"
+    return "file" if fs.isfile(path) else None
+
+
+def list_files(folder: str) -> list[Entry]:
+    """The visible files below `folder` (no part of their path starts with "."), sorted."""
+    fs, root = _fs(folder)
+    try:
+        found = fs.find(root, detail=True)
+    except FileNotFoundError:
+        return []
+    prefix = root.rstrip("/") + "/"
+    return sorted(_entries(folder, fs, prefix, found), key=lambda e: e.rel)
+
+
+def _entries(folder: str, fs: Any, prefix: str, found: dict[str, Any]) -> Iterator[Entry]:
+    for path, info in found.items():
+        rel = path[len(prefix) :] if path.startswith(prefix) else posixpath.basename(path)
+        if info.get("type") == "file" and rel and not _hidden(rel):
+            location = fs.unstrip_protocol(path) if is_url(folder) else path
+            yield Entry(location, rel, _mtime(info))
+
+
+def _hidden(rel: str) -> bool:
+    return any(part.startswith(".") for part in rel.split("/"))
+
+
+def _mtime(info: dict[str, Any]) -> float | None:
+    """Seconds since the epoch from a listing entry (local "mtime", S3 "LastModified", ...)."""
+    for key in ("mtime", "LastModified", "last_modified", "updated", "modified"):
+        value = info.get(key)
+        if isinstance(value, int | float):
+            return float(value)
+        if isinstance(value, datetime):
+            return value.timestamp()
+        if isinstance(value, str) and value:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    return None
+
+
+def entry(location: str) -> Entry:
+    """The file at `location` as `list_files` would give it, relative to its folder."""
+    fs, path = _fs(location)
+    return Entry(location, posixpath.basename(path), _mtime(fs.info(path)))
+
+
+def join(folder: str, rel: str) -> str:
+    """`rel` (with "/") below `folder`."""
+    return f"{folder.rstrip('/')}/{rel}"
+
+
+def parent(location: str) -> str:
+    """The folder that holds `location`."""
+    return location.rstrip("/").rsplit("/", 1)[0]
+
+
+def download(location: str, path: Path) -> None:
+    """Copy the file at `location` to the local `path`."""
+    fs, remote = _fs(location)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fs.get_file(remote, str(path))
+
+
+def upload(path: Path, location: str) -> None:
+    """Write the local file `path` to `location` in one PUT (multipart only beyond 100 MB)."""
+    fs, remote = _fs(location)
+    fs.pipe_file(remote, path.read_bytes())
+
+
+def _fs(location: str) -> tuple[Any, str]:
+    try:
+        from fsspec.core import url_to_fs
+    except ImportError as exc:
+        raise StorageError(f"{location}: URLs need `pip install upscaler[s3]`") from exc
+    try:
+        fs, path = url_to_fs(location)
+    except ImportError as exc:  # fsspec names the package: "Install s3fs to access S3"
+        scheme = location.split("://", 1)[0]
+        hint = "`pip install upscaler[s3]`" if scheme in ("s3", "s3a") else str(exc)
+        raise StorageError(f"{scheme}:// URLs need {hint}") from exc
+    except ValueError as exc:  # unknown protocol
+        raise StorageError(f"{location}: {exc}") from exc
+    return fs, str(path)
