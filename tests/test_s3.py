@@ -1,0 +1,166 @@
+"""Batches on shared storage: s3:// URLs against an S3-compatible server (moto) on 127.0.0.1."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from conftest import BSDS, photo, run_cli
+
+pytest.importorskip("s3fs")
+moto_server = pytest.importorskip("moto.server")
+
+
+@pytest.fixture(scope="module")
+def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """An S3 server on a free port of 127.0.0.1; the environment that points s3fs at it."""
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    nowhere = str(tmp_path_factory.mktemp("aws") / "none")
+    yield {
+        **os.environ,
+        "FSSPEC_S3_ENDPOINT_URL": f"http://{host}:{port}",  # fsspec's config, read by s3fs
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",  # never probe 169.254.169.254
+        "AWS_CONFIG_FILE": nowhere,
+        "AWS_SHARED_CREDENTIALS_FILE": nowhere,
+    }
+    server.stop()
+
+
+@pytest.fixture()
+def bucket(endpoint: dict[str, str], request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A fresh bucket (named after the test) and an s3fs filesystem on it."""
+    import s3fs
+
+    fs = s3fs.S3FileSystem(
+        endpoint_url=endpoint["FSSPEC_S3_ENDPOINT_URL"], key="testing", secret="testing"
+    )
+    name = re.sub("[^a-z0-9]+", "-", request.node.name.lower())[:50].strip("-")
+    fs.mkdir(name)
+    yield fs, name
+    fs.rm(name, recursive=True)
+
+
+@pytest.fixture()
+def photos(tmp_path: Path) -> Path:
+    """A few real photos (BSDS500 shrunk by 3), a subfolder, a bad file, a text and a hidden file."""
+    root = tmp_path / "photos"
+    (root / "sub").mkdir(parents=True)
+    for i, path in enumerate(sorted((BSDS / "test").glob("*.jpg"))[:4]):
+        with Image.open(path) as im:
+            small = im.resize((im.width // 3, im.height // 3), Image.Resampling.BICUBIC)
+        small.save(root / ("sub" if i == 0 else "") / f"{path.stem}{'.png' if i % 2 else '.jpg'}")
+    photo(30, 20, "RGBA").save(root / "alpha.png")
+    (root / "broken.png").write_bytes(b"not a picture")
+    (root / "notes.txt").write_text("not an image\n")
+    photo(10, 10).save(root / ".hidden.png")
+    return root
+
+
+def _upload(fs: Any, folder: Path, prefix: str) -> None:
+    for p in folder.rglob("*"):
+        if p.is_file():
+            fs.put_file(str(p), f"{prefix}/{p.relative_to(folder).as_posix()}")
+
+
+def _records(report: Path, src: str, dst: str) -> list[dict[str, Any]]:
+    """Records without timings, with the input and output prefixes replaced, sorted."""
+    images = json.loads(report.read_text())["images"]
+    for r in images:
+        r.pop("seconds")
+        r["src"], r["dst"] = r["src"].replace(src, "IN"), r["dst"].replace(dst, "OUT")
+    return sorted(images, key=lambda r: r["src"])
+
+
+def _objects(fs: Any, prefix: str) -> dict[str, bytes]:
+    fs.invalidate_cache()
+    return {k[len(prefix) + 1 :]: fs.cat_file(k) for k in sorted(fs.find(prefix))}
+
+
+def _local_files(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.startswith(".")
+    }
+
+
+@pytest.mark.parametrize("engine", [("--engine", "local"), ("--engine", "dask", "--workers", "2")])
+def test_s3_batch_matches_a_local_run(
+    engine: tuple[str, ...], photos: Path, bucket: Any, endpoint: dict[str, str], tmp_path: Path
+) -> None:
+    fs, name = bucket
+    _upload(fs, photos, f"{name}/in")
+    local = run_cli("batch", photos, "-o", tmp_path / "local", "--report", tmp_path / "local.json")
+    src, out = f"s3://{name}/in", f"s3://{name}/out"
+    ran = run_cli("batch", src, "-o", out, *engine, "--report", tmp_path / "s3.json", env=endpoint)
+    assert local.returncode == ran.returncode == 1, ran.stderr
+    assert f"{src}/broken.png: not a recognised image file" in ran.stderr.splitlines()
+    assert "5 done, 0 skipped, 1 failed, 1 non-image files ignored" in ran.stderr
+    assert _records(tmp_path / "s3.json", src, out) == _records(
+        tmp_path / "local.json", str(photos), str(tmp_path / "local")
+    )
+    objects = _objects(fs, f"{name}/out")
+    assert objects == _local_files(tmp_path / "local")  # the same bytes, and no temporary keys
+    for data in objects.values():
+        Image.open(io.BytesIO(data)).load()
+    again = run_cli("batch", src, "-o", out, *engine, env=endpoint)
+    assert "0 done, 5 skipped, 1 failed" in again.stderr
+    assert _objects(fs, f"{name}/out") == objects
+
+
+def test_s3_inputs_to_a_local_folder_and_back(
+    photos: Path, bucket: Any, endpoint: dict[str, str], tmp_path: Path
+) -> None:
+    fs, name = bucket
+    (photos / "broken.png").unlink()
+    _upload(fs, photos, f"{name}/in")
+    down = run_cli(
+        "batch", f"s3://{name}/in", "-o", tmp_path / "down", "--engine", "dask", env=endpoint
+    )
+    assert down.returncode == 0, down.stderr
+    up = run_cli("batch", photos, "-o", f"s3://{name}/up", env=endpoint)
+    assert up.returncode == 0, up.stderr
+    assert _objects(fs, f"{name}/up") == _local_files(tmp_path / "down")
+    assert sorted(_local_files(tmp_path / "down")) == [
+        "100039.png",
+        "100099.jpg",
+        "10081.png",
+        "alpha.png",
+        "sub/100007.jpg",
+    ]
+
+
+def test_missing_input_and_output_inside_input(bucket: Any, endpoint: dict[str, str]) -> None:
+    _, name = bucket
+    missing = run_cli("batch", f"s3://{name}/nothing", "-o", f"s3://{name}/out", env=endpoint)
+    assert missing.returncode == 1
+    assert f"s3://{name}/nothing: no such file or folder" in missing.stderr
+    bucket[0].pipe_file(f"{name}/in/a.txt", b"x")
+    inside = run_cli("batch", f"s3://{name}/in", "-o", f"s3://{name}/in/out", env=endpoint)
+    assert inside.returncode == 2 and "is inside input folder" in inside.stderr
+
+
+def test_s3_url_without_the_s3_extra_is_a_usage_error(tmp_path: Path) -> None:
+    code = (
+        "import sys\nsys.modules['s3fs'] = None  # as if not installed\n"
+        "from upscaler._cli import cli\n"
+        f"cli.main(['batch', 's3://bucket/in', '-o', {str(tmp_path / 'o')!r}])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 2, result.stderr
+    assert "s3:// URLs need `pip install upscaler[s3]`" in result.stderr
