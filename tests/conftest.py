@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +56,13 @@ def install_plugin(
     points = "".join(f"{key} = {module}:{obj}\n" for key, obj in backends.items())
     (dist / "entry_points.txt").write_text(f"[upscaler.backends]\n{points}")
     return {**os.environ, "PYTHONPATH": str(site)}
+
+
+def shrunk_bsds(count: int) -> Iterator[tuple[str, Image.Image]]:
+    """(name, photo) for the first `count` BSDS500 test photos shrunk by 3 (about 160x107)."""
+    for path in sorted((BSDS / "test").glob("*.jpg"))[:count]:
+        with Image.open(path) as im:
+            yield path.stem, im.resize((im.width // 3, im.height // 3), Image.Resampling.BICUBIC)
 
 
 def photo(width: int, height: int, mode: str = "RGB", seed: int = 0) -> Image.Image:

@@ -18,7 +18,7 @@ import psutil
 import pytest
 from PIL import Image
 
-from conftest import BSDS, install_plugin, photo, run_cli, upscaler_command
+from conftest import install_plugin, photo, run_cli, shrunk_bsds, upscaler_command
 
 pytest.importorskip("distributed")
 
@@ -70,12 +70,8 @@ def photos(tmp_path: Path) -> Path:
     """Real photos (BSDS500, shrunk by 3) in PNG and JPEG, odd modes, a subfolder, a bad file."""
     root = tmp_path / "in"
     (root / "sub").mkdir(parents=True)
-    for i, path in enumerate(sorted((BSDS / "test").glob("*.jpg"))[:8]):
-        with Image.open(path) as im:
-            small = im.resize((im.width // 3, im.height // 3), Image.Resampling.BICUBIC)
-        small.save(
-            root / ("sub" if i % 3 == 0 else "") / f"{path.stem}{'.png' if i % 2 else '.jpg'}"
-        )
+    for i, (name, small) in enumerate(shrunk_bsds(8)):
+        small.save(root / ("sub" if i % 3 == 0 else "") / f"{name}{'.png' if i % 2 else '.jpg'}")
     photo(40, 30, "RGBA").save(root / "alpha.png")
     photo(40, 30, "L").save(root / "sub" / "grey.png")
     (root / "broken.png").write_bytes(b"not a picture")
@@ -211,6 +207,34 @@ def test_worker_killed_mid_run_still_writes_every_image_once(
     assert {r["status"] for r in records} == {"done"}
     assert sorted(p.name for p in out.iterdir()) == [".upscaler.lock", *names]  # no temp files
     _assert_nearest_x2(src, out, names)
+
+
+@pytest.mark.parametrize(
+    ("sig", "group"),
+    [(signal.SIGINT, True), (signal.SIGTERM, False)],
+    ids=["ctrl-c to the terminal's process group", "SIGTERM to upscaler"],
+)
+def test_stopped_run_finishes_the_images_in_hand_and_reports(
+    sig: signal.Signals, group: bool, plugin_env: dict[str, str], tmp_path: Path
+) -> None:
+    src, names = _tiny_photos(tmp_path, 60)
+    out, report = tmp_path / "out", tmp_path / "r.json"
+    args = ("batch", src, "-o", out, "--backend", "slow", *ON_TWO_WORKERS, "--report", report)
+    proc = subprocess.Popen(
+        [*upscaler_command(), *map(str, args)],
+        env=plugin_env,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # a process group of its own, as a terminal gives a command
+    )
+    _wait_for_outputs(out, 3, proc)
+    os.killpg(proc.pid, sig) if group else proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=60)  # local workers ignore Ctrl-C: no restarts, no hang
+    assert proc.returncode == 128 + sig, stderr
+    summary = json.loads(report.read_text())["summary"]
+    # workers stop between images: fewer than the 16 images of the 4 chunks in flight
+    assert 3 <= summary["done"] < 14 and summary["failed"] == 0, stderr
+    assert len(list(out.iterdir())) == summary["done"] + 1  # the lock; no partial files
 
 
 def _wait_for_outputs(out: Path, count: int, proc: subprocess.Popen[str]) -> list[Path]:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from conftest import BSDS, photo, run_cli
+from conftest import photo, run_cli, shrunk_bsds
 
 pytest.importorskip("s3fs")
 moto_server = pytest.importorskip("moto.server")
@@ -60,10 +60,8 @@ def photos(tmp_path: Path) -> Path:
     """A few real photos (BSDS500 shrunk by 3), a subfolder, a bad file, a text and a hidden file."""
     root = tmp_path / "photos"
     (root / "sub").mkdir(parents=True)
-    for i, path in enumerate(sorted((BSDS / "test").glob("*.jpg"))[:4]):
-        with Image.open(path) as im:
-            small = im.resize((im.width // 3, im.height // 3), Image.Resampling.BICUBIC)
-        small.save(root / ("sub" if i == 0 else "") / f"{path.stem}{'.png' if i % 2 else '.jpg'}")
+    for i, (name, small) in enumerate(shrunk_bsds(4)):
+        small.save(root / ("sub" if i == 0 else "") / f"{name}{'.png' if i % 2 else '.jpg'}")
     photo(30, 20, "RGBA").save(root / "alpha.png")
     (root / "broken.png").write_bytes(b"not a picture")
     (root / "notes.txt").write_text("not an image\n")

@@ -13,12 +13,16 @@ from __future__ import annotations
 import logging
 import math
 import os
+import signal
+import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 from uuid import uuid4
+
+from distributed.diagnostics.plugin import WorkerPlugin
 
 from ._engines import EngineError, StopFlag
 from ._pipeline import Record, Settings
@@ -32,6 +36,10 @@ ALLOWED_FAILURES = 2
 MAX_CHUNK = 256
 #: Chunks in flight per worker thread: enough to keep workers busy between round trips.
 CHUNKS_PER_THREAD = 2
+#: How often the driver looks for a stop signal while it waits for chunks (seconds).
+STOP_POLL = 0.2
+#: On each worker process: the runs asked to stop (their chunks return after the image in hand).
+_STOPPED: set[str] = set()
 
 
 class DaskEngine:
@@ -71,6 +79,7 @@ class DaskEngine:
                 host="127.0.0.1",
                 dashboard_address=None,
                 silence_logs=logging.CRITICAL,
+                plugins={IgnoreSigint()},
             ) as cluster,
             dist.Client(cluster) as client,
         ):
@@ -107,7 +116,7 @@ class _Driver:
         self.queue: deque[list[AnyJob]] = deque()
         self.in_flight: dict[Any, list[AnyJob]] = {}
         self.finished = _distributed().as_completed()
-        self.prefix = f"upscaler-{uuid4().hex[:8]}"
+        self.run_id = f"upscaler-{uuid4().hex[:8]}"
         self.submitted = 0
 
     def run(self, jobs: list[AnyJob]) -> Iterator[Record]:
@@ -115,10 +124,30 @@ class _Driver:
         size = min(MAX_CHUNK, max(1, math.ceil(len(jobs) / (8 * self.threads))))
         self.queue.extend(jobs[i : i + size] for i in range(0, len(jobs), size))
         self._fill()
-        for future in self.finished:
-            chunk = self.in_flight.pop(future)
-            yield from self._records(future, chunk)
-            self._fill()
+        with self._relaying_stop():
+            for future in self.finished:
+                chunk = self.in_flight.pop(future)
+                yield from self._records(future, chunk)
+                self._fill()
+
+    @contextmanager
+    def _relaying_stop(self) -> Iterator[None]:
+        """While chunks run, pass a stop signal on to the workers (the driver may be waiting)."""
+        finished = threading.Event()
+
+        def watch() -> None:
+            while not finished.wait(STOP_POLL):
+                if self.stop.signum is not None:
+                    self.client.run(stop_chunks, self.run_id)
+                    return
+
+        watcher = threading.Thread(target=watch, name="upscaler-stop-relay", daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            finished.set()
+            watcher.join()
 
     def _fill(self) -> None:
         while self.queue and len(self.in_flight) < CHUNKS_PER_THREAD * self.threads:
@@ -126,8 +155,9 @@ class _Driver:
                 return
             chunk = self.queue.popleft()
             self.submitted += 1
+            key = f"{self.run_id}-{self.submitted}"
             future = self.client.submit(
-                run_chunk, chunk, self.settings, key=f"{self.prefix}-{self.submitted}", pure=False
+                run_chunk, chunk, self.settings, self.run_id, key=key, pure=False
             )
             self.in_flight[future] = chunk
             self.finished.add(future)
@@ -155,13 +185,36 @@ class _Driver:
         )
 
 
-def run_chunk(jobs: list[AnyJob], settings: Settings) -> list[Record]:
+def run_chunk(jobs: list[AnyJob], settings: Settings, run_id: str) -> list[Record]:
     """On a worker: upscale `jobs`, which the driver found to need it (so none is skipped).
 
     ONNX Runtime gets one intra-op thread per worker thread unless --threads says otherwise:
     it ignores OMP_NUM_THREADS, and its default (all cores per worker) oversubscribes them.
+    Once the run is stopped, the images not started get no record, as in a local run.
     """
     threads = settings.options.threads or _distributed().get_worker().state.nthreads
     options = replace(settings.options, threads=threads)
     on_worker = replace(settings, skip_existing=False, options=options)
-    return [run_job(job, on_worker) for job in jobs]
+    records = []
+    for job in jobs:
+        if run_id in _STOPPED:
+            break
+        records.append(run_job(job, on_worker))
+    return records
+
+
+def stop_chunks(run_id: str) -> None:
+    """On every worker (`Client.run`): the chunks of `run_id` take no new image."""
+    _STOPPED.add(run_id)
+
+
+class IgnoreSigint(WorkerPlugin):
+    """Local workers leave Ctrl-C (sent to the whole terminal's process group) to the driver.
+
+    The driver stops the run cleanly; a worker killed by the same Ctrl-C would instead be
+    restarted and its chunk retried. Set up again in every restarted worker.
+    """
+
+    def setup(self, worker: Any) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
