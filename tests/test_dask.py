@@ -150,8 +150,8 @@ def test_dask_rerun_skips_everything_without_submitting_it(photos: Path, tmp_pat
 def test_image_that_always_kills_its_worker_fails_alone(
     plugin_env: dict[str, str], tmp_path: Path
 ) -> None:
-    src, good = _tiny_photos(tmp_path, 32, "ok")
-    photo(13, 9).save(src / "bad.png")  # 33 images: chunks of 3, so it first fails with two others
+    src, good = _tiny_photos(tmp_path, 64, "ok")
+    photo(13, 9).save(src / "bad.png")  # 65 images: chunks of 3, so it first fails with two others
     out = tmp_path / "out"
     result = run_cli(
         *("batch", src, "-o", out, "--backend", "crashy", *ON_TWO_WORKERS),
@@ -160,7 +160,7 @@ def test_image_that_always_kills_its_worker_fails_alone(
     )
     assert result.returncode == 1, result.stderr
     assert f"{src / 'bad.png'}: worker process died (3 attempts)" in result.stderr.splitlines()
-    assert "32 done, 0 skipped, 1 failed" in result.stderr
+    assert "64 done, 0 skipped, 1 failed" in result.stderr
     statuses = {Path(r["src"]).name: r["status"] for r in _records(tmp_path / "r.json", out)}
     assert statuses == {**dict.fromkeys(good, "done"), "bad.png": "failed"}
     _assert_nearest_x2(src, out, good)
@@ -217,7 +217,7 @@ def test_worker_killed_mid_run_still_writes_every_image_once(
 def test_stopped_run_finishes_the_images_in_hand_and_reports(
     sig: signal.Signals, group: bool, plugin_env: dict[str, str], tmp_path: Path
 ) -> None:
-    src, names = _tiny_photos(tmp_path, 60)
+    src, names = _tiny_photos(tmp_path, 120)  # chunks of 4
     out, report = tmp_path / "out", tmp_path / "r.json"
     args = ("batch", src, "-o", out, "--backend", "slow", *ON_TWO_WORKERS, "--report", report)
     proc = subprocess.Popen(

@@ -34,6 +34,8 @@ __all__ = ["ALLOWED_FAILURES", "DaskEngine"]
 ALLOWED_FAILURES = 2
 #: Most images in one task.
 MAX_CHUNK = 256
+#: Fewest tasks per worker thread (smaller chunks, so that all threads finish about together).
+SPREAD = 16
 #: Chunks in flight per worker thread: enough to keep workers busy between round trips.
 CHUNKS_PER_THREAD = 2
 #: How often the driver looks for a stop signal while it waits for chunks (seconds).
@@ -121,7 +123,7 @@ class _Driver:
 
     def run(self, jobs: list[AnyJob]) -> Iterator[Record]:
         """Records of `jobs`, as their chunks finish."""
-        size = min(MAX_CHUNK, max(1, math.ceil(len(jobs) / (8 * self.threads))))
+        size = min(MAX_CHUNK, max(1, math.ceil(len(jobs) / (SPREAD * self.threads))))
         self.queue.extend(jobs[i : i + size] for i in range(0, len(jobs), size))
         self._fill()
         with self._relaying_stop():
