@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 
@@ -28,3 +30,19 @@ def test_throughput_benchmark_runs_on_tiny_folders() -> None:
     )  # the peer's own ratio
     assert sum("in memory" in line for line in out.stdout.splitlines()) == 2
     assert "GFLOP/s" in out.stdout and "upscaler --help:" in out.stdout
+
+
+def test_dask_scaling_benchmark_runs_on_a_tiny_folder() -> None:
+    pytest.importorskip("distributed")
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "dask_scaling.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("10 images of about 160x107")
+    names = [line.split(" median ")[0].strip() for line in lines[1:]]
+    assert names == ["local", "local --jobs 2", "dask --workers 2"]
+    assert " x1.00 " in lines[1]

@@ -283,12 +283,13 @@ def test_joins_a_cluster_started_with_the_dask_commands(
     cluster: str, plugin_env: dict[str, str], tmp_path: Path
 ) -> None:
     src, names = _tiny_photos(tmp_path, 6)
-    out = tmp_path / "out"
-    args = ("batch", src, "-o", out, "--backend", "slow", "--factor", 2, "--engine", "dask")
-    result = run_cli(*args, "--scheduler", cluster, env=plugin_env)
+    # relative paths: the workers run in another folder, and the report keeps them as given
+    args = ("batch", "in", "-o", "out", "--backend", "slow", "--factor", 2, "--engine", "dask")
+    result = run_cli(*args, "--scheduler", cluster, env=plugin_env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "6 done, 0 skipped, 0 failed" in result.stderr
-    _assert_nearest_x2(src, out, names)
+    assert f"done in/00.png -> {tmp_path / 'out' / '00.png'} (" in result.stderr
+    _assert_nearest_x2(src, tmp_path / "out", names)
 
 
 def test_unreachable_scheduler_is_an_error(tmp_path: Path) -> None:

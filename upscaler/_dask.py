@@ -24,6 +24,7 @@ from uuid import uuid4
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from ._discover import Job
 from ._engines import EngineError, StopFlag
 from ._pipeline import Record, Settings
 from ._remote import AnyJob, is_done, run_job
@@ -61,7 +62,7 @@ class DaskEngine:
                     yield run_job(job, settings)  # the skipped record, nothing read
                 else:
                     todo.append(job)
-            yield from _Driver(client, settings, stop).run(todo)
+            yield from _Driver(client, _portable_settings(settings), stop).run(todo)
 
     @contextmanager
     def _client(self) -> Iterator[Any]:
@@ -158,8 +159,9 @@ class _Driver:
             chunk = self.queue.popleft()
             self.submitted += 1
             key = f"{self.run_id}-{self.submitted}"
+            portable = [_portable_job(job) for job in chunk]
             future = self.client.submit(
-                run_chunk, chunk, self.settings, self.run_id, key=key, pure=False
+                run_chunk, portable, self.settings, self.run_id, key=key, pure=False
             )
             self.in_flight[future] = chunk
             self.finished.add(future)
@@ -178,13 +180,30 @@ class _Driver:
             return [
                 self._failed(job, f"worker failed: {type(exc).__name__}: {exc}") for job in chunk
             ]
-        return records
+        # records name the paths as given (and in order; a stopped chunk returns fewer)
+        return [
+            replace(r, src=str(j.src), dst=str(j.dst)) for r, j in zip(records, chunk, strict=False)
+        ]
 
     def _failed(self, job: AnyJob, reason: str) -> Record:
         s = self.settings
         return Record(
             str(job.src), str(job.dst), "failed", reason, backend=s.backend, factor=s.factor
         )
+
+
+def _portable_job(job: AnyJob) -> AnyJob:
+    """The job with absolute local paths: workers have their own working folders."""
+    if isinstance(job, Job):
+        return replace(job, src=job.src.absolute(), dst=job.dst.absolute())
+    return job  # URLs, and local paths already made absolute by `_remote`
+
+
+def _portable_settings(settings: Settings) -> Settings:
+    weights = settings.options.weights
+    options = replace(settings.options, weights=weights.absolute() if weights else None)
+    reference = settings.reference.absolute() if settings.reference else None
+    return replace(settings, options=options, reference=reference)
 
 
 def run_chunk(jobs: list[AnyJob], settings: Settings, run_id: str) -> list[Record]:
