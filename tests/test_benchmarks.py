@@ -10,14 +10,19 @@ import pytest
 from conftest import ROOT
 
 
-def test_throughput_benchmark_runs_on_tiny_folders() -> None:
+def _quick_run(script: str) -> subprocess.CompletedProcess[str]:
     out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--quick"],
+        [sys.executable, str(ROOT / "benchmarks" / script), "--quick"],
         capture_output=True,
         text=True,
         timeout=900,
     )
     assert out.returncode == 0, out.stderr
+    return out
+
+
+def test_throughput_benchmark_runs_on_tiny_folders() -> None:
+    out = _quick_run("throughput.py")
     rows = [line.split() for line in out.stdout.splitlines()]
     contenders = {
         (r[0], r[1] + " " + r[2], r[3])
@@ -34,13 +39,7 @@ def test_throughput_benchmark_runs_on_tiny_folders() -> None:
 
 def test_dask_scaling_benchmark_runs_on_a_tiny_folder() -> None:
     pytest.importorskip("distributed")
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "dask_scaling.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert out.returncode == 0, out.stderr
+    out = _quick_run("dask_scaling.py")
     lines = out.stdout.splitlines()
     assert lines[0].startswith("10 images of about 160x107")
     names = [line.split(" median ")[0].strip() for line in lines[1:]]
