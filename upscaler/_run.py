@@ -8,23 +8,25 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from filelock import FileLock, Timeout
-from tqdm import tqdm
 
 from ._backend import BackendOptions
+from ._codec import probe_pixels
 from ._discover import Discovery, Job, discover
 from ._errors import UpscalerError
 from ._pipeline import Record, Settings, process_image
 from ._registry import load_backend
 from ._report import REPORT_SUFFIXES, summarise, summary_line, write_report
+
+if TYPE_CHECKING:  # tqdm and the process pool are imported only when used: fast start-up
+    from tqdm import tqdm
 
 __all__ = ["BatchRequest", "run_batch"]
 
@@ -33,6 +35,8 @@ EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 LOCK_NAME = ".upscaler.lock"
 #: Images with more tiles than this get a second progress bar over their tiles.
 TILE_BAR_MIN = 16
+#: Output pixels of the images in flight at once in one process; a larger image runs alone.
+IN_FLIGHT_PIXELS = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -60,8 +64,17 @@ class BatchRequest:
     dry_run: bool
     quiet: bool
 
-    def settings(self) -> Settings:
-        threads = self.threads or max(1, _cores() // self.jobs)
+    def in_flight(self, images: int) -> int:
+        """Images processed at once by one process: one per core (threads) when --jobs is 1.
+
+        Decoding, encoding and the backend release the GIL, so two images on two cores
+        overlap one's encoding with the other's network, and neither waits on the other.
+        """
+        return 1 if self.jobs > 1 else max(1, min(_cores(), images))
+
+    def settings(self, images: int = 1) -> Settings:
+        """Settings for a run of `images` images (their number decides the backend's threads)."""
+        threads = self.threads or max(1, _cores() // (self.jobs * self.in_flight(images)))
         options = BackendOptions(weights=self.weights, device=self.device, threads=threads)
         return Settings(
             backend=self.backend,
@@ -85,9 +98,9 @@ def run_batch(req: BatchRequest) -> int:
     """Run a batch; returns the exit status."""
     if req.report and req.report.suffix.lower() not in REPORT_SUFFIXES:
         return _usage(f"--report must end in {', '.join(REPORT_SUFFIXES)}")
-    settings = req.settings()
     try:
-        found = discover(req.inputs, req.out, settings.factor, req.fmt)
+        found = discover(req.inputs, req.out, int(req.factor), req.fmt)
+        settings = req.settings(len(found.jobs))
         if not req.dry_run and found.jobs:
             load_backend(settings.backend, settings.factor, settings.options)
     except UpscalerError as exc:
@@ -145,6 +158,8 @@ def _process_all(req: BatchRequest, settings: Settings, found: Discovery) -> int
             if bar is not None:
                 bar.close()
     summary = summarise(records, time.perf_counter() - started, len(found.not_images))
+    order = {str(job.src): i for i, job in enumerate(found.jobs)}
+    records.sort(key=lambda r: order.get(r.src, -1))  # input order, whatever finished first
     if req.report:
         write_report(req.report, records, summary)
     if not req.quiet:
@@ -157,7 +172,8 @@ def _process_all(req: BatchRequest, settings: Settings, found: Discovery) -> int
 class StopSignals:
     """While active, SIGINT/SIGTERM ask the run to stop after the image(s) in flight.
 
-    A second signal aborts at once (KeyboardInterrupt), as a user pressing Ctrl-C twice wants.
+    A second signal exits at once, without a report, as a user pressing Ctrl-C twice wants
+    (outputs being written are hidden temporary files, replaced by the next run).
     """
 
     def __init__(self) -> None:
@@ -176,7 +192,8 @@ class StopSignals:
 
     def _handle(self, signum: int, frame: object) -> None:
         if self.signum is not None:
-            raise KeyboardInterrupt
+            sys.stderr.flush()
+            os._exit(128 + signum)
         self.signum = signum
         click.echo(
             f"upscaler: {signal.Signals(signum).name}: stopping after the images in flight",
@@ -188,11 +205,18 @@ def _results(
     req: BatchRequest, settings: Settings, jobs: list[Job], bar: tqdm | None, stop: StopSignals
 ) -> Iterator[Record]:
     if req.jobs == 1 or len(jobs) <= 1:
-        for job in jobs:
-            if stop.signum is not None:
-                return
-            yield process_image(job, settings, _tile_progress(bar))
+        yield from _in_process(jobs, settings, req.in_flight(len(jobs)), bar, stop)
         return
+    yield from _in_processes(req, settings, jobs, stop)
+
+
+def _in_processes(
+    req: BatchRequest, settings: Settings, jobs: list[Job], stop: StopSignals
+) -> Iterator[Record]:
+    """`--jobs N`: one image per worker process (spawned: no inherited threads or locks)."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
     pool = ProcessPoolExecutor(
         req.jobs, mp_context=get_context("spawn"), initializer=_ignore_sigint
     )
@@ -206,6 +230,36 @@ def _results(
                 yield _outcome(future, futures[future])
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _in_process(
+    jobs: list[Job], settings: Settings, workers: int, bar: tqdm | None, stop: StopSignals
+) -> Iterator[Record]:
+    """Run up to `workers` images at a time on threads, in order, under IN_FLIGHT_PIXELS."""
+    sized = ((job, probe_pixels(job.src) * settings.factor**2) for job in jobs)
+    waiting, pending = next(sized, None), dict[Future[Record], int]()
+    bars = _TileBars(bar)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="upscaler")
+    try:
+        while waiting or pending:
+            while waiting and stop.signum is None and _admits(pending, waiting[1], workers):
+                future = pool.submit(process_image, waiting[0], settings, bars.progress())
+                pending[future], waiting = waiting[1], next(sized, None)
+            if not pending:
+                return
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                del pending[future]
+                yield future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _admits(pending: dict[Future[Record], int], pixels: int, workers: int) -> bool:
+    """One image always runs; more only while a worker is free and the pixels fit."""
+    if not pending:
+        return True
+    return len(pending) < workers and sum(pending.values()) + pixels <= IN_FLIGHT_PIXELS
 
 
 def _ignore_sigint() -> None:
@@ -224,19 +278,43 @@ def _outcome(future: Future[Record], job: Job) -> Record:
 def _image_bar(req: BatchRequest, total: int) -> tqdm | None:
     if req.quiet or not sys.stderr.isatty():
         return None
+    from tqdm import tqdm
+
     return tqdm(total=total, unit="img", dynamic_ncols=True)
 
 
-def _tile_progress(bar: tqdm | None) -> Callable[[int, int], None] | None:
+class _TileBars:
+    """Tile bars for images processed at the same time, each on a line of its own."""
+
+    def __init__(self, bar: tqdm | None) -> None:
+        self.bar, self.lines = bar, threading.local()
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def progress(self) -> Callable[[int, int], None] | None:
+        """A callback for one image; called from the thread that processes it."""
+        if self.bar is None:
+            return None
+        return _tile_progress(self._line)
+
+    def _line(self) -> int:
+        if not hasattr(self.lines, "position"):
+            with self.lock:
+                self.count += 1
+                self.lines.position = self.count
+        return int(self.lines.position)
+
+
+def _tile_progress(line: Callable[[], int]) -> Callable[[int, int], None]:
     """A callback that shows a tile bar under the image bar for images with many tiles."""
-    if bar is None:
-        return None
     state: dict[str, tqdm] = {}
 
     def update(done: int, total: int) -> None:
         if total >= TILE_BAR_MIN and "bar" not in state:
+            from tqdm import tqdm
+
             state["bar"] = tqdm(
-                total=total, unit="tile", leave=False, position=1, dynamic_ncols=True
+                total=total, unit="tile", leave=False, position=line(), dynamic_ncols=True
             )
         if "bar" in state:
             state["bar"].update(done - state["bar"].n)
@@ -249,7 +327,7 @@ def _tile_progress(bar: tqdm | None) -> Callable[[int, int], None] | None:
 def _announce(record: Record, req: BatchRequest, bar: tqdm | None) -> None:
     if record.status == "failed":
         message = f"{record.src}: {record.error}"
-        tqdm.write(message, file=sys.stderr) if bar is not None else click.echo(message, err=True)
+        bar.write(message, file=sys.stderr) if bar is not None else click.echo(message, err=True)
     elif bar is None and not req.quiet:
         click.echo(
             f"{record.status} {record.src} -> {record.dst} ({record.seconds:.2f} s)", err=True
