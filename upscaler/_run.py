@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
-from filelock import FileLock, Timeout
 
 from ._backend import BackendOptions
 from ._codec import probe_pixels
 from ._discover import Discovery, Job, discover
 from ._errors import UpscalerError
+from ._lock import LockTimeout, hold_lock
 from ._pipeline import Record, Settings, process_image
 from ._registry import load_backend
 from ._report import REPORT_SUFFIXES, summarise, summary_line, write_report
@@ -110,10 +110,10 @@ def run_batch(req: BatchRequest) -> int:
     try:
         with _locked(found.roots, req.lock_timeout):
             return _process_all(req, settings, found)
-    except Timeout as exc:
+    except LockTimeout as exc:
         click.echo(
-            f"upscaler: error: another upscaler run is writing to {Path(exc.lock_file).parent} "
-            f"(waited {req.lock_timeout:g} s for {exc.lock_file})",
+            f"upscaler: error: another upscaler run is writing to {exc.path.parent} "
+            f"(waited {req.lock_timeout:g} s for {exc.path})",
             err=True,
         )
         return EXIT_LOCKED
@@ -125,7 +125,7 @@ def _locked(roots: list[Path], timeout: float) -> Iterator[None]:
     with ExitStack() as stack:
         for root in sorted(roots):
             root.mkdir(parents=True, exist_ok=True)
-            stack.enter_context(FileLock(root / LOCK_NAME, timeout=timeout))
+            stack.enter_context(hold_lock(root / LOCK_NAME, timeout))
         yield
 
 
