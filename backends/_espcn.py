@@ -37,6 +37,7 @@ class EspcnBackend:
     halo: int | None = ESPCN_HALO
     channels: Literal["y", "color"] = "y"
     default_tile: int = ESPCN_TILE
+    thread_safe: bool = False
     factor: int
 
     def upscale(self, tiles: NDArray[np.float32]) -> NDArray[np.float32]:

@@ -22,6 +22,7 @@ class BicubicBackend:
     halo: int | None = BICUBIC_HALO
     channels: Literal["y", "color"] = "color"
     default_tile: int = 1024
+    thread_safe: bool = True
 
     def upscale(self, tiles: NDArray[np.float32]) -> NDArray[np.float32]:
         return bicubic_upscale(tiles, self.factor)

@@ -19,6 +19,8 @@ __all__ = ["OnnxBackend", "plugin"]
 class OnnxBackend(EspcnBackend):
     """One ONNX Runtime session of an ESPCN model (luma in, upscaled luma out)."""
 
+    thread_safe = True  # InferenceSession.run may be called from several threads
+
     def __init__(self, session: Any, factor: int) -> None:
         self.session, self.factor = session, factor
         self.input_name = session.get_inputs()[0].name

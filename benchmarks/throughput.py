@@ -215,6 +215,16 @@ def startup(folders: dict[str, Path], work: Path) -> list[str]:
     return [f"upscaler --help: {help_s:.3f} s; one image with onnx: {single_s:.3f} s"]
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="rounds of alternating runs")
@@ -227,7 +237,8 @@ def main() -> int:
         work = Path(tmp)
         folders = make_folders(work, n_small, n_large)
         print(
-            f"machine: {os.cpu_count()} cores; {runs} alternating rounds; median of each",
+            f"machine: {_cpu_model()}, {os.cpu_count()} cores; {runs} alternating rounds; "
+            "median of each",
             flush=True,
         )
         for line in [

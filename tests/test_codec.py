@@ -14,6 +14,8 @@ from conftest import photo
 from upscaler._codec import Metadata, decode, encode
 from upscaler._errors import ImageError
 
+XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/></x:xmpmeta>'
+
 
 @pytest.mark.parametrize(
     ("mode", "expected_shape", "dtype"),
@@ -78,6 +80,32 @@ def test_png_text_chunks_survive(tmp_path: Path) -> None:
     encode(img.pixels, tmp_path / "o.png", img.metadata)
     with Image.open(tmp_path / "o.png") as out:
         assert out.text == {"Comment": "hello"}
+
+
+@pytest.mark.parametrize("writer", ["opencv", "pillow"])
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "LA", "RGB16"])
+def test_png_writers_keep_pixels_and_every_metadata_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: str, mode: str
+) -> None:
+    """Small PNGs are compressed by OpenCV with our chunks, large ones streamed by Pillow."""
+    import upscaler._codec as codec
+
+    if writer == "pillow":  # as for outputs over the size limit
+        monkeypatch.setattr(codec, "_OPENCV_PNG_MAX_PIXELS", 0)
+    rng = np.random.default_rng(1)
+    channels = {"L": 1, "RGB": 3, "RGBA": 4, "LA": 2, "RGB16": 3}[mode]
+    dtype = np.uint16 if mode == "RGB16" else np.uint8
+    pixels = rng.integers(0, np.iinfo(dtype).max, (9, 13, channels), dtype=dtype).squeeze()
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"
+    meta = Metadata(icc, b"Exif\0\0" + exif.tobytes(), (72.0, 150.0), {"Comment": "ça va"}, XMP)
+    encode(pixels, tmp_path / "o.png", meta)
+    assert np.array_equal(decode(tmp_path / "o.png").pixels, pixels)
+    with Image.open(tmp_path / "o.png") as out:
+        assert out.info["icc_profile"] == icc and out.getexif().get(0x010F) == "TestCam"
+        assert tuple(round(v) for v in out.info["dpi"]) == (72, 150)
+        assert out.text["Comment"] == "ça va" and out.text["XML:com.adobe.xmp"] == XMP.decode()
 
 
 def test_alpha_into_jpeg_is_composited_over_white(tmp_path: Path) -> None:

@@ -14,17 +14,27 @@ from PIL import Image
 from conftest import install_plugin, photo, run_cli
 
 PLUGIN = """
+import threading
+import time
+
 import numpy as np
 
 class Nearest:
+    # No `thread_safe = True`: the core must never call upscale from two threads at once.
     halo = 0
     channels = "color"
     default_tile = 64
 
     def __init__(self, factor):
         self.factor = factor
+        self.calls = 0
 
     def upscale(self, tiles):
+        self.calls += 1
+        time.sleep(0.02)  # long enough for a second thread to come in
+        busy, self.calls = self.calls, self.calls - 1
+        if busy > 1:
+            raise RuntimeError("called from two threads at once")
         return tiles.repeat(self.factor, axis=1).repeat(self.factor, axis=2)
 
 class Plugin:
@@ -49,6 +59,20 @@ def test_plugin_is_listed_with_its_distribution(plugin_env: dict[str, str]) -> N
     result = run_cli("backends", env=plugin_env)
     line = next(x for x in result.stdout.splitlines() if x.startswith("nearest"))
     assert "x2,x3" in line and "available" in line and "thirdparty-nearest" in line
+
+
+def test_a_backend_not_declared_thread_safe_is_called_by_one_thread_at_a_time(
+    plugin_env: dict[str, str], tmp_path: Path
+) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(8):
+        photo(150, 100, seed=i).save(src / f"p{i}.png")
+    result = run_cli(
+        "batch", src, "-o", tmp_path / "out", "--backend", "nearest", "--factor", 2, env=plugin_env
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "out").glob("*.png"))) == 8
 
 
 def test_plugin_runs_a_batch_without_importing_other_backends(

@@ -253,3 +253,29 @@ def test_interrupted_batch_still_writes_its_report(tmp_path: Path, jobs: int, si
         names[0] == ".upscaler.lock" and len(names) == data["summary"]["done"] + 1
     )  # no partial files
     assert "done" in stderr.splitlines()[-1]
+
+
+@pytest.mark.parametrize("factor", [2, 3, 4])
+@pytest.mark.parametrize(("height", "width"), [(1, 1), (2, 3), (33, 7), (107, 160)])
+def test_bicubic_shrink_equals_pillows_float_resize(factor: int, height: int, width: int) -> None:
+    from PIL import Image
+
+    from upscaler._metrics import BicubicShrink
+
+    plane = np.random.default_rng(factor).random((height * factor, width * factor)) * 255
+    plane = plane.astype(np.float32)
+    pillow = Image.fromarray(plane, "F").resize((width, height), Image.Resampling.BICUBIC)
+    shrink = BicubicShrink(factor, *plane.shape)
+    ours = np.vstack(  # in two strips, as for large images
+        [
+            shrink.rows(
+                plane[max(0, top * factor - shrink.reach) :],
+                max(0, top * factor - shrink.reach),
+                top,
+                bottom,
+            )
+            for top, bottom in ((0, height // 2), (height // 2, height))
+            if bottom > top
+        ]
+    )
+    assert np.abs(ours - np.asarray(pillow)).max() < 1e-3

@@ -2,6 +2,10 @@
 
 A plugin is an object published under the entry-point group ``upscaler.backends``. Listing
 plugins imports only their (light) modules; `create` loads the framework and the model.
+
+A backend may set ``thread_safe = True`` when `upscale` can run in several threads at once
+(`upscaler batch` processes one image per core on threads); without it, the core calls
+`upscale` from one thread at a time, and only decoding and encoding overlap.
 """
 
 from __future__ import annotations

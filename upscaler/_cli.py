@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
@@ -350,4 +354,20 @@ def _require_extra(extra: str, modules: tuple[str, ...]) -> None:
 
 def main() -> None:
     """Entry point of the `upscaler` script."""
-    cli()
+    try:
+        cli()
+    except SystemExit as exc:
+        _exit_now(exc.code)
+
+
+def _exit_now(code: str | int | None) -> NoReturn:
+    """Exit without tearing the interpreter down: that takes ~60 ms once numpy, OpenCV and
+    ONNX Runtime are loaded, a tenth of a small batch. atexit handlers still run and the
+    output streams are flushed; every file a command writes is closed before it returns."""
+    if isinstance(code, str):
+        click.echo(code, err=True)
+    atexit._run_exitfuncs()  # CPython's own hook; what a normal exit runs first
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # closed or broken pipe
+            stream.flush()
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)

@@ -3,14 +3,17 @@
 Pillow does the work, except for 16-bit colour, which Pillow reduces to 8 bits: those
 PNG/TIFF files go through OpenCV, the metadata still through Pillow. Bit depth comes from
 the file's header, never from pixel values.
+
+PNG outputs are compressed by OpenCV (libpng, whose filter can be chosen: Pillow's cannot),
+and their metadata chunks are written here, since OpenCV writes none.
 """
 
 from __future__ import annotations
 
-import glob
 import io
 import os
-import tempfile
+import struct
+import zlib
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -32,6 +35,7 @@ __all__ = [
     "decode",
     "encode",
     "output_suffix",
+    "probe_pixels",
     "pil_to_pixels",
     "pixels_to_pil",
 ]
@@ -55,9 +59,24 @@ _WRITABLE = {
     ".heic": "HEIF",
     ".heif": "HEIF",
 }
+#: Suffix of the hidden temporary file an output is written to before its rename.
+TEMP_SUFFIX = ".upscaler.tmp"
 _PNG_XMP = "XML:com.adobe.xmp"  # the iTXt keyword that holds XMP in PNG files
 _HEIF_SUFFIXES = frozenset([".heic", ".heif"])
 READABLE_SUFFIXES = frozenset([*_WRITABLE, ".gif"])
+#: PNG compression: the Paeth filter with zlib level 1 and the run-length strategy. On
+#: upscaled photos (BSDS500 outputs) that is about 8x faster than Pillow's default (level 6)
+#: and 1.5x faster than Pillow at level 1, in files 3% larger than level 6's (OpenCV's
+#: default settings are 15% faster again, but their files are 20% larger).
+_PNG_PARAMS = [
+    cv2.IMWRITE_PNG_COMPRESSION, 1,
+    cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
+    cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_PAETH,
+]  # fmt: skip
+#: Larger PNG outputs are streamed by Pillow (level 1, run-length) instead: OpenCV needs
+#: two more copies of the pixels in memory.
+_OPENCV_PNG_MAX_PIXELS = 50_000_000
+_PILLOW_PNG = {"compress_level": 1, "compress_type": zlib.Z_RLE}
 # Size limits are ours (decode's max_pixels), checked from the header before decoding.
 Image.MAX_IMAGE_PIXELS = None
 
@@ -231,8 +250,9 @@ def encode(
 ) -> None:
     """Write `pixels` to `dst` atomically (temporary file, then rename); format from suffix.
 
-    Temporary files of `dst` left by a killed run are removed first; callers make sure no
-    other process writes `dst` at the same time (`upscaler batch` holds a folder lock).
+    The temporary file is the hidden `.<name>.upscaler.tmp` beside `dst`; one left by a
+    killed run is replaced. Callers make sure no other process or thread writes `dst` at the
+    same time (`upscaler batch` holds a folder lock and gives each output one job).
     """
     fmt = _WRITABLE.get(dst.suffix.lower())
     if dst.suffix.lower() in _HEIF_SUFFIXES:
@@ -240,31 +260,37 @@ def encode(
     if fmt is None:
         raise ImageError(f"cannot write {dst.suffix!r} files")
     dst.parent.mkdir(parents=True, exist_ok=True)
-    for stale in dst.parent.glob(f".{glob.escape(dst.name)}.*.tmp"):  # left by a killed run
-        stale.unlink(missing_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dst.parent, prefix=f".{dst.name}.", suffix=".tmp")
+    tmp = dst.with_name(f".{dst.name}{TEMP_SUFFIX}")
+    tmp.unlink(missing_ok=True)
+    # Created afresh with the umask's permissions; never through a planted symbolic link.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             _write(pixels, fh, fmt, metadata, quality)
-        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, dst)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+def probe_pixels(path: Path) -> int:
+    """Width x height from the file's header, or 0 when it cannot be read (decode will say)."""
+    try:
+        with Image.open(path) as im:
+            return int(im.width * im.height)
+    except Exception:
+        return 0
 
 
 def _write(
     pixels: NDArray[Any] | Image.Image, fh: object, fmt: str, meta: Metadata, quality: int
 ) -> None:
+    if fmt == "PNG" and _opencv_png(pixels):
+        _write_png(np.asarray(pixels), fh, meta)
+        return
     if isinstance(pixels, np.ndarray):
-        if pixels.dtype == np.uint16 and pixels.ndim == 3 and fmt in ("PNG", "TIFF"):
-            _write_16bit_colour(pixels, fh, fmt)
+        if pixels.dtype == np.uint16 and pixels.ndim == 3 and fmt == "TIFF":
+            _write_16bit_tiff(pixels, fh)
             return
         if pixels.dtype == np.uint16 and fmt not in ("PNG", "TIFF"):  # 16-bit grey elsewhere
             pixels = to_uint8(pixels)
@@ -300,6 +326,8 @@ def _save_options(fmt: str, meta: Metadata, quality: int) -> dict[str, object]:
         opts["quality"] = quality
     if meta.xmp and fmt in ("JPEG", "WEBP"):
         opts["xmp"] = meta.xmp
+    if fmt == "PNG":
+        opts.update(_PILLOW_PNG)
     if fmt == "PNG" and (meta.text or meta.xmp):
         opts["pnginfo"] = _png_info(meta)
     return opts
@@ -314,9 +342,59 @@ def _png_info(meta: Metadata) -> PngImagePlugin.PngInfo:
     return info
 
 
-def _write_16bit_colour(pixels: NDArray[Any], fh: object, fmt: str) -> None:
+def _opencv_png(pixels: NDArray[Any] | Image.Image) -> bool:
+    """OpenCV writes grey, RGB and RGBA (8 or 16 bits) up to _OPENCV_PNG_MAX_PIXELS."""
+    if isinstance(pixels, Image.Image):
+        return pixels.mode in ("L", "RGB", "RGBA") and _small(pixels.width * pixels.height)
+    if pixels.dtype == np.uint16 and pixels.ndim == 3:
+        return True  # Pillow cannot write 16-bit colour at all
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    ok_type = pixels.dtype in (np.uint8, np.uint16) and channels in (1, 3, 4)
+    return ok_type and _small(pixels.shape[0] * pixels.shape[1])
+
+
+def _small(pixels: int) -> bool:
+    return pixels <= _OPENCV_PNG_MAX_PIXELS
+
+
+def _write_png(pixels: NDArray[Any], fh: Any, meta: Metadata) -> None:
+    """OpenCV's PNG stream with our metadata chunks spliced in right after IHDR."""
+    ok, buf = cv2.imencode(".png", _to_bgr(pixels), _PNG_PARAMS)
+    if not ok:
+        raise ImageError("OpenCV could not encode the PNG image")
+    data = np.ascontiguousarray(buf).reshape(-1).data
+    ihdr_end = 8 + 8 + 13 + 4  # signature, then IHDR: length, type, 13 bytes, CRC
+    fh.write(data[:ihdr_end])
+    for cid, body in _png_chunks(meta):
+        PngImagePlugin.putchunk(fh, cid, body)
+    fh.write(data[ihdr_end:])
+
+
+def _to_bgr(pixels: NDArray[Any]) -> NDArray[Any]:
+    if pixels.ndim == 2:
+        return pixels
     code = cv2.COLOR_RGBA2BGRA if pixels.shape[2] == 4 else cv2.COLOR_RGB2BGR
-    ok, buf = cv2.imencode(".png" if fmt == "PNG" else ".tif", cv2.cvtColor(pixels, code))
+    return np.asarray(cv2.cvtColor(pixels, code))
+
+
+def _png_chunks(meta: Metadata) -> list[tuple[bytes, bytes]]:
+    """iCCP, pHYs, eXIf and text chunks as Pillow writes them."""
+    chunks = []
+    if meta.icc_profile:
+        chunks.append((b"iCCP", b"ICC Profile\0\0" + zlib.compress(meta.icc_profile)))
+    if meta.dpi:
+        ppm = (int(meta.dpi[0] / 0.0254 + 0.5), int(meta.dpi[1] / 0.0254 + 0.5))
+        chunks.append((b"pHYs", struct.pack(">IIB", *ppm, 1)))
+    if meta.exif:
+        exif = meta.exif[6:] if meta.exif.startswith(b"Exif\0\0") else meta.exif
+        chunks.append((b"eXIf", exif))
+    if meta.text or meta.xmp:
+        chunks += [(cid, body) for cid, body, *_ in _png_info(meta).chunks]
+    return chunks
+
+
+def _write_16bit_tiff(pixels: NDArray[Any], fh: Any) -> None:
+    ok, buf = cv2.imencode(".tif", _to_bgr(pixels))
     if not ok:
         raise ImageError("OpenCV could not encode the 16-bit image")
-    fh.write(buf.tobytes())  # type: ignore[attr-defined]
+    fh.write(buf.tobytes())

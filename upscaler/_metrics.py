@@ -21,6 +21,8 @@ from ._color import to_uint8
 __all__ = ["consistency_psnr", "psnr", "psnr_y", "score", "ssim_y", "y_channel"]
 
 _STUDIO_Y = np.array([65.481, 128.553, 24.966]) / 255.0
+_STUDIO_Y_AFFINE = np.array([[*_STUDIO_Y, 16.0]], np.float32)  # for cv2.transform
+_ONE_TAP = np.ones(1, np.float32)
 _WINDOW = cv2.getGaussianKernel(11, 1.5) @ cv2.getGaussianKernel(11, 1.5).T
 _C1, _C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 #: Rows per strip when comparing large images.
@@ -117,16 +119,66 @@ def consistency_psnr(output: NDArray[Any] | Image.Image, source: NDArray[Any]) -
     """Y-PSNR of `output` shrunk back to the size of `source` (same bicubic kernel) vs `source`.
 
     Needs no ground truth: a faithful upscale shrinks back to nearly its input, while black
-    frames, seams, colour shifts or a wrong orientation do not. Works on 8-bit copies with
-    Pillow, so no float copy of a large output is made.
+    frames, seams, colour shifts or a wrong orientation do not. The output's Y plane is
+    shrunk in float32, a strip of rows at a time (no float copy of a large output is made).
     """
     h, w = source.shape[:2]
     image = output if isinstance(output, Image.Image) else Image.fromarray(to_uint8(output))
     s, total = image.height // h, 0.0
-    for top in range(0, h, _STRIP):  # a box's resize reads the kernel's context around it too
-        bottom = min(top + _STRIP, h)
-        box = (0, top * s, image.width, bottom * s)
-        small = np.asarray(image.resize((w, bottom - top), Image.Resampling.BICUBIC, box=box))
-        diff = y_channel(small) - y_channel(to_uint8(source[top:bottom]))
+    shrink = BicubicShrink(s, image.height, image.width)
+    rows = max(8, (1 << 21) // (image.width * s))  # strips of about 2 megapixels
+    for top in range(0, h, rows):
+        bottom = min(top + rows, h)
+        y0, y1 = max(top * s - shrink.reach, 0), min(bottom * s + shrink.reach, image.height)
+        plane = _y_plane(np.asarray(image.crop((0, y0, image.width, y1))))
+        diff = shrink.rows(plane, y0, top, bottom) - y_channel(to_uint8(source[top:bottom]))
         total += float(np.sum(diff * diff))
     return float("inf") if total == 0 else 10.0 * float(np.log10(255.0**2 * h * w / total))
+
+
+def _y_plane(pixels: NDArray[np.uint8]) -> NDArray[np.float32]:
+    """`y_channel` of 8-bit pixels, in float32."""
+    if pixels.ndim == 2 or pixels.shape[2] < 3:
+        grey = pixels if pixels.ndim == 2 else pixels[..., 0]
+        return np.asarray(grey, dtype=np.float32)
+    rgb = np.ascontiguousarray(pixels[..., :3], dtype=np.float32)
+    y: NDArray[np.float32] = np.asarray(cv2.transform(rgb, _STUDIO_Y_AFFINE), dtype=np.float32)
+    return y.reshape(rgb.shape[:2])
+
+
+class BicubicShrink:
+    """Pillow's antialiased BICUBIC shrink of a float plane by an integer factor, with OpenCV.
+
+    Pillow makes each output pixel the kernel-weighted mean of the input pixels under the
+    kernel, renormalising the weights where the kernel overhangs the border: a separable
+    filter with zero borders, divided by the same filter of ones, is exactly that. Equal to
+    Pillow's "F" resize within 1e-4 (tested) and about 3x faster than its 8-bit RGB resize.
+    """
+
+    def __init__(self, factor: int, height: int, width: int) -> None:
+        self.factor, self.reach = factor, 2 * factor + 1
+        offsets = np.arange(-self.reach, self.reach + 1)
+        weights = _bicubic_weight((offsets + 0.5 - 0.5 * factor) / factor)
+        self.kernel = (weights / weights.sum()).astype(np.float32)
+        self.col_norm = self._filter(np.ones((1, width), np.float32), 1)[0, ::factor]
+        self.row_norm = self._filter(np.ones((height, 1), np.float32), 0)[::factor, 0]
+
+    def rows(self, plane: NDArray[np.float32], y0: int, top: int, bottom: int) -> NDArray[Any]:
+        """Output rows top..bottom, from `plane` holding input rows y0.. (with the reach)."""
+        s, first = self.factor, top * self.factor - y0
+        across = np.ascontiguousarray(self._filter(plane, 1)[:, ::s]) / self.col_norm
+        down = self._filter(across, 0)[first : first + (bottom - top) * s : s]
+        return np.asarray(down / self.row_norm[top:bottom, None], dtype=np.float64)
+
+    def _filter(self, a: NDArray[np.float32], axis: int) -> NDArray[np.float32]:
+        # sepFilter2D, not filter2D: that one turns to a DFT for kernels of 11 taps or more.
+        kx, ky = (self.kernel, _ONE_TAP) if axis == 1 else (_ONE_TAP, self.kernel)
+        return np.asarray(cv2.sepFilter2D(a, -1, kx, ky, borderType=cv2.BORDER_CONSTANT))
+
+
+def _bicubic_weight(x: NDArray[Any]) -> NDArray[np.float64]:
+    """Pillow's (and MATLAB's) bicubic kernel, a = -0.5."""
+    a, x = -0.5, np.abs(x)
+    near = ((a + 2) * x - (a + 3)) * x * x + 1
+    far = (((x - 5) * x + 8) * x - 4) * a
+    return np.asarray(np.where(x < 1, near, np.where(x < 2, far, 0.0)), dtype=np.float64)

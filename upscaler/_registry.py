@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
@@ -60,9 +61,17 @@ def describe_backends() -> list[BackendInfo]:
 _DEFAULT_OPTIONS = BackendOptions()
 
 
-@lru_cache(maxsize=8)
+_LOADING = threading.Lock()
+
+
 def load_backend(name: str, factor: int, options: BackendOptions = _DEFAULT_OPTIONS) -> Backend:
     """The backend `name` loaded for `factor`; cached, so each process loads it once."""
+    with _LOADING:  # threads of one run share one model, loaded once
+        return _load_backend(name, factor, options)
+
+
+@lru_cache(maxsize=8)
+def _load_backend(name: str, factor: int, options: BackendOptions) -> Backend:
     plugin = load_plugin(name)
     if factor not in plugin.factors:
         raise BackendError(f"backend {name!r} supports factors {plugin.factors}, not {factor}")

@@ -8,25 +8,27 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from filelock import FileLock, Timeout
-from tqdm import tqdm
 
 from ._backend import BackendOptions
-from ._discover import Discovery
+from ._codec import probe_pixels
+from ._discover import Discovery, Job
 from ._engines import EngineError, create_engine, engine_problem
 from ._errors import UpscalerError
+from ._lock import LockTimeout, hold_lock
 from ._pipeline import Record, Settings
 from ._registry import load_backend
 from ._remote import AnyJob, find_jobs, run_job
 from ._report import REPORT_SUFFIXES, summarise, summary_line, write_report
+
+if TYPE_CHECKING:  # tqdm and the process pool are imported only when used: fast start-up
+    from tqdm import tqdm
 
 __all__ = ["BatchRequest", "run_batch"]
 
@@ -35,6 +37,8 @@ EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
 LOCK_NAME = ".upscaler.lock"
 #: Images with more tiles than this get a second progress bar over their tiles.
 TILE_BAR_MIN = 16
+#: Output pixels of the images in flight at once in one process; a larger image runs alone.
+IN_FLIGHT_PIXELS = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -66,8 +70,17 @@ class BatchRequest:
     scheduler: str | None = None
     workers: int | None = None
 
-    def settings(self) -> Settings:
-        threads = self.threads or self._default_threads()
+    def in_flight(self, images: int) -> int:
+        """Images processed at once by one process: one per core (threads) when --jobs is 1.
+
+        Decoding, encoding and the backend release the GIL, so two images on two cores
+        overlap one's encoding with the other's network, and neither waits on the other.
+        """
+        return 1 if self.jobs > 1 else max(1, min(_cores(), images))
+
+    def settings(self, images: int = 1) -> Settings:
+        """Settings for a run of `images` images (their number decides the backend's threads)."""
+        threads = self.threads or self._default_threads(images)
         options = BackendOptions(weights=self.weights, device=self.device, threads=threads)
         return Settings(
             backend=self.backend,
@@ -82,9 +95,10 @@ class BatchRequest:
             max_pixels=self.max_pixels,
         )
 
-    def _default_threads(self) -> int | None:
-        # on a cluster, each worker gives its own backend its own thread count
-        return max(1, _cores() // self.jobs) if self.engine == "local" else None
+    def _default_threads(self, images: int) -> int | None:
+        if self.engine != "local":
+            return None  # on a cluster, each worker gives its backend its own thread count
+        return max(1, _cores() // (self.jobs * self.in_flight(images)))
 
 
 def _cores() -> int:
@@ -98,9 +112,9 @@ def run_batch(req: BatchRequest) -> int:
     problem = engine_problem(req.engine, req.scheduler, req.workers, req.jobs)
     if problem:
         return _usage(problem)
-    settings = req.settings()
     try:
-        found = find_jobs(req.inputs, req.out, settings.factor, req.fmt)
+        found = find_jobs(req.inputs, req.out, int(req.factor), req.fmt)
+        settings = req.settings(len(found.jobs))
         if not req.dry_run and found.jobs:
             load_backend(settings.backend, settings.factor, settings.options)
     except UpscalerError as exc:
@@ -112,10 +126,10 @@ def run_batch(req: BatchRequest) -> int:
             return _process_all(req, settings, found)
     except EngineError as exc:
         return _usage(str(exc))
-    except Timeout as exc:
+    except LockTimeout as exc:
         click.echo(
-            f"upscaler: error: another upscaler run is writing to {Path(exc.lock_file).parent} "
-            f"(waited {req.lock_timeout:g} s for {exc.lock_file})",
+            f"upscaler: error: another upscaler run is writing to {exc.path.parent} "
+            f"(waited {req.lock_timeout:g} s for {exc.path})",
             err=True,
         )
         return EXIT_LOCKED
@@ -127,7 +141,7 @@ def _locked(roots: list[Path], timeout: float) -> Iterator[None]:
     with ExitStack() as stack:
         for root in sorted(roots):
             root.mkdir(parents=True, exist_ok=True)
-            stack.enter_context(FileLock(root / LOCK_NAME, timeout=timeout))
+            stack.enter_context(hold_lock(root / LOCK_NAME, timeout))
         yield
 
 
@@ -160,6 +174,8 @@ def _process_all(req: BatchRequest, settings: Settings, found: Discovery) -> int
             if bar is not None:
                 bar.close()
     summary = summarise(records, time.perf_counter() - started, len(found.not_images))
+    order = {str(job.src): i for i, job in enumerate(found.jobs)}
+    records.sort(key=lambda r: order.get(r.src, -1))  # input order, whatever finished first
     if req.report:
         write_report(req.report, records, summary)
     if not req.quiet:
@@ -172,7 +188,8 @@ def _process_all(req: BatchRequest, settings: Settings, found: Discovery) -> int
 class StopSignals:
     """While active, SIGINT/SIGTERM ask the run to stop after the image(s) in flight.
 
-    A second signal aborts at once (KeyboardInterrupt), as a user pressing Ctrl-C twice wants.
+    A second signal exits at once, without a report, as a user pressing Ctrl-C twice wants
+    (outputs being written are hidden temporary files, replaced by the next run).
     """
 
     def __init__(self) -> None:
@@ -191,7 +208,8 @@ class StopSignals:
 
     def _handle(self, signum: int, frame: object) -> None:
         if self.signum is not None:
-            raise KeyboardInterrupt
+            sys.stderr.flush()
+            os._exit(128 + signum)
         self.signum = signum
         click.echo(
             f"upscaler: {signal.Signals(signum).name}: stopping after the images in flight",
@@ -208,11 +226,18 @@ def _results(
         )
         return
     if req.jobs == 1 or len(jobs) <= 1:
-        for job in jobs:
-            if stop.signum is not None:
-                return
-            yield run_job(job, settings, _tile_progress(bar))
+        yield from _in_process(jobs, settings, req.in_flight(len(jobs)), bar, stop)
         return
+    yield from _in_processes(req, settings, jobs, stop)
+
+
+def _in_processes(
+    req: BatchRequest, settings: Settings, jobs: list[AnyJob], stop: StopSignals
+) -> Iterator[Record]:
+    """`--jobs N`: one image per worker process (spawned: no inherited threads or locks)."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
+
     pool = ProcessPoolExecutor(
         req.jobs, mp_context=get_context("spawn"), initializer=_ignore_sigint
     )
@@ -226,6 +251,41 @@ def _results(
                 yield _outcome(future, futures[future])
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _in_process(
+    jobs: list[AnyJob], settings: Settings, workers: int, bar: tqdm | None, stop: StopSignals
+) -> Iterator[Record]:
+    """Run up to `workers` images at a time on threads, in order, under IN_FLIGHT_PIXELS."""
+    sized = ((job, _pixels(job) * settings.factor**2) for job in jobs)
+    waiting, pending = next(sized, None), dict[Future[Record], int]()
+    bars = _TileBars(bar)
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="upscaler")
+    try:
+        while waiting or pending:
+            while waiting and stop.signum is None and _admits(pending, waiting[1], workers):
+                future = pool.submit(run_job, waiting[0], settings, bars.progress())
+                pending[future], waiting = waiting[1], next(sized, None)
+            if not pending:
+                return
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                del pending[future]
+                yield future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _pixels(job: AnyJob) -> int:
+    """The input's pixels from its header; 0 (unknown) for URL jobs, whose input is remote."""
+    return probe_pixels(job.src) if isinstance(job, Job) else 0
+
+
+def _admits(pending: dict[Future[Record], int], pixels: int, workers: int) -> bool:
+    """One image always runs; more only while a worker is free and the pixels fit."""
+    if not pending:
+        return True
+    return len(pending) < workers and sum(pending.values()) + pixels <= IN_FLIGHT_PIXELS
 
 
 def _ignore_sigint() -> None:
@@ -244,19 +304,43 @@ def _outcome(future: Future[Record], job: AnyJob) -> Record:
 def _image_bar(req: BatchRequest, total: int) -> tqdm | None:
     if req.quiet or not sys.stderr.isatty():
         return None
+    from tqdm import tqdm
+
     return tqdm(total=total, unit="img", dynamic_ncols=True)
 
 
-def _tile_progress(bar: tqdm | None) -> Callable[[int, int], None] | None:
+class _TileBars:
+    """Tile bars for images processed at the same time, each on a line of its own."""
+
+    def __init__(self, bar: tqdm | None) -> None:
+        self.bar, self.lines = bar, threading.local()
+        self.count = 0
+        self.lock = threading.Lock()
+
+    def progress(self) -> Callable[[int, int], None] | None:
+        """A callback for one image; called from the thread that processes it."""
+        if self.bar is None:
+            return None
+        return _tile_progress(self._line)
+
+    def _line(self) -> int:
+        if not hasattr(self.lines, "position"):
+            with self.lock:
+                self.count += 1
+                self.lines.position = self.count
+        return int(self.lines.position)
+
+
+def _tile_progress(line: Callable[[], int]) -> Callable[[int, int], None]:
     """A callback that shows a tile bar under the image bar for images with many tiles."""
-    if bar is None:
-        return None
     state: dict[str, tqdm] = {}
 
     def update(done: int, total: int) -> None:
         if total >= TILE_BAR_MIN and "bar" not in state:
+            from tqdm import tqdm
+
             state["bar"] = tqdm(
-                total=total, unit="tile", leave=False, position=1, dynamic_ncols=True
+                total=total, unit="tile", leave=False, position=line(), dynamic_ncols=True
             )
         if "bar" in state:
             state["bar"].update(done - state["bar"].n)
@@ -269,7 +353,7 @@ def _tile_progress(bar: tqdm | None) -> Callable[[int, int], None] | None:
 def _announce(record: Record, req: BatchRequest, bar: tqdm | None) -> None:
     if record.status == "failed":
         message = f"{record.src}: {record.error}"
-        tqdm.write(message, file=sys.stderr) if bar is not None else click.echo(message, err=True)
+        bar.write(message, file=sys.stderr) if bar is not None else click.echo(message, err=True)
     elif bar is None and not req.quiet:
         click.echo(
             f"{record.status} {record.src} -> {record.dst} ({record.seconds:.2f} s)", err=True
