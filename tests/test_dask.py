@@ -145,6 +145,11 @@ def test_dask_rerun_skips_everything_without_submitting_it(photos: Path, tmp_pat
     # workers never skip (the driver decided), so a submitted image would say "done"
     assert {r["status"] for r in _records(tmp_path / "r.json", out)} == {"skipped"}
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.*")} == before
+    # nothing to submit: not even a scheduler to reach (nothing listens at this one)
+    dead = f"tcp://127.0.0.1:{_free_port()}"
+    env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s"}
+    offline = run_cli("batch", photos, "-o", out, "--engine", "dask", "--scheduler", dead, env=env)
+    assert offline.returncode == 0 and "0 done, 10 skipped" in offline.stderr, offline.stderr
 
 
 def test_image_that_always_kills_its_worker_fails_alone(

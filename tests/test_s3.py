@@ -6,6 +6,7 @@ import io
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -151,6 +152,21 @@ def test_missing_input_and_output_inside_input(bucket: Any, endpoint: dict[str, 
     bucket[0].pipe_file(f"{name}/in/a.txt", b"x")
     inside = run_cli("batch", f"s3://{name}/in", "-o", f"s3://{name}/in/out", env=endpoint)
     assert inside.returncode == 2 and "is inside input folder" in inside.stderr
+
+
+def test_unreachable_storage_is_a_reason_not_a_traceback(endpoint: dict[str, str]) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nothing listens there
+    env = {
+        **endpoint,
+        "FSSPEC_S3_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_MAX_ATTEMPTS": "1",
+    }
+    result = run_cli("batch", "s3://bucket/in", "-o", "s3://bucket/out", env=env)
+    assert result.returncode == 1, result.stderr
+    assert "s3://bucket/in: EndpointConnectionError: Could not connect" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_s3_url_without_the_s3_extra_is_a_usage_error(tmp_path: Path) -> None:

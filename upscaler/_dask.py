@@ -65,14 +65,19 @@ class DaskEngine:
     def results(
         self, jobs: Sequence[AnyJob], settings: Settings, stop: StopFlag
     ) -> Iterator[Record]:
-        """Skipped records first, then one record per submitted job as chunks finish."""
+        """Skipped records first, then one record per submitted job as chunks finish.
+
+        The cluster is started (or joined) only when there is something to submit.
+        """
+        todo = []
+        for job in jobs:
+            if settings.skip_existing and is_done(job):
+                yield run_job(job, settings)  # the skipped record, nothing read
+            else:
+                todo.append(job)
+        if not todo or stop.signum is not None:
+            return
         with self._client() as client:
-            todo = []
-            for job in jobs:
-                if settings.skip_existing and is_done(job):
-                    yield run_job(job, settings)  # the skipped record, nothing read
-                else:
-                    todo.append(job)
             yield from _Driver(client, _portable_settings(settings), stop).run(todo)
 
     @contextmanager

@@ -56,7 +56,7 @@ def _location(path: Path | str) -> str:
 
 def _discover_remote(inputs: list[str], out: Path | str | None, factor: int, fmt: str) -> Discovery:
     found = Discovery()
-    kinds = {given: storage.kind(given) for given in inputs}
+    kinds = {given: _kind(given, found) for given in inputs}
     folders = [given for given, k in kinds.items() if k == "dir"]
     claimed: dict[Path | str, Path | str] = {}
     outputs: dict[str, dict[str, float | None]] = {}
@@ -67,7 +67,6 @@ def _discover_remote(inputs: list[str], out: Path | str | None, factor: int, fmt
         if not is_url(target) and Path(target) not in found.roots:
             found.roots.append(Path(target))
         if kinds[given] is None:
-            found.problems.append((given, "no such file or folder"))
             continue
         if target not in outputs:  # what is already there, for skip-existing
             outputs[target] = {e.rel: e.mtime for e in storage.list_files(target)}
@@ -75,6 +74,18 @@ def _discover_remote(inputs: list[str], out: Path | str | None, factor: int, fmt
         for entry in entries:
             _plan(found, claimed, entry, target, outputs[target], fmt)
     return found
+
+
+def _kind(given: str, found: Discovery) -> str | None:
+    """ "dir" or "file"; None, with the reason among the problems, when it cannot be used."""
+    try:
+        kind = storage.kind(given)
+    except storage.AccessError as exc:  # a missing extra or unknown scheme is a usage error
+        found.problems.append((given, exc.reason))
+        return None
+    if kind is None:
+        found.problems.append((given, "no such file or folder"))
+    return kind
 
 
 def _plan(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 from ._errors import UpscalerError
 
 __all__ = [
+    "AccessError",
     "Entry",
     "StorageError",
     "download",
@@ -32,7 +34,26 @@ __all__ = [
 
 
 class StorageError(UpscalerError):
-    """A URL that cannot be used at all here (unknown scheme, missing extra)."""
+    """A location that cannot be used: unknown scheme, missing extra, no access, no server."""
+
+    def __init__(self, location: str, reason: str) -> None:
+        super().__init__(f"{location}: {reason}")
+        self.location, self.reason = location, reason
+
+
+class AccessError(StorageError):
+    """A location that exists in principle but cannot be reached or read (one input fails)."""
+
+
+@contextmanager
+def _errors(location: str) -> Iterator[None]:
+    """Any failure to look at `location` as an AccessError (credentials, network, ...)."""
+    try:
+        yield
+    except StorageError:
+        raise
+    except Exception as exc:
+        raise AccessError(location, f"{type(exc).__name__}: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -53,18 +74,22 @@ def is_url(location: object) -> bool:
 def kind(location: str) -> str | None:
     """ "dir", "file", or None when nothing is there."""
     fs, path = _fs(location)
-    if fs.isdir(path):
-        return "dir"
-    return "file" if fs.isfile(path) else None
+    with _errors(location):
+        if fs.isdir(path):
+            return "dir"
+        return "file" if fs.isfile(path) else None
 
 
 def list_files(folder: str) -> list[Entry]:
     """The visible files below `folder` (no part of their path starts with "."), sorted."""
     fs, root = _fs(folder)
     try:
-        found = fs.find(root, detail=True)
-    except FileNotFoundError:
-        return []
+        with _errors(folder):
+            found = fs.find(root, detail=True)
+    except AccessError as exc:
+        if isinstance(exc.__cause__, FileNotFoundError):
+            return []
+        raise
     prefix = root.rstrip("/") + "/"
     return sorted(_entries(folder, fs, prefix, found), key=lambda e: e.rel)
 
@@ -97,7 +122,9 @@ def _mtime(info: dict[str, Any]) -> float | None:
 def entry(location: str) -> Entry:
     """The file at `location` as `list_files` would give it, relative to its folder."""
     fs, path = _fs(location)
-    return Entry(location, posixpath.basename(path), _mtime(fs.info(path)))
+    with _errors(location):
+        info = fs.info(path)
+    return Entry(location, posixpath.basename(path), _mtime(info))
 
 
 def join(folder: str, rel: str) -> str:
@@ -127,13 +154,13 @@ def _fs(location: str) -> tuple[Any, str]:
     try:
         from fsspec.core import url_to_fs
     except ImportError as exc:
-        raise StorageError(f"{location}: URLs need `pip install upscaler[s3]`") from exc
+        raise StorageError(location, "URLs need `pip install upscaler[s3]`") from exc
     try:
         fs, path = url_to_fs(location)
     except ImportError as exc:  # fsspec names the package: "Install s3fs to access S3"
         scheme = location.split("://", 1)[0]
         hint = "`pip install upscaler[s3]`" if scheme in ("s3", "s3a") else str(exc)
-        raise StorageError(f"{scheme}:// URLs need {hint}") from exc
+        raise StorageError(location, f"{scheme}:// URLs need {hint}") from exc
     except ValueError as exc:  # unknown protocol
-        raise StorageError(f"{location}: {exc}") from exc
+        raise StorageError(location, str(exc)) from exc
     return fs, str(path)
