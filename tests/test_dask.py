@@ -23,7 +23,8 @@ from conftest import install_plugin, photo, run_cli, shrunk_bsds, upscaler_comma
 pytest.importorskip("distributed")
 
 #: Test backends: nearest neighbour; `slow` sleeps in every call; any image 13 pixels wide
-#: kills the process that upscales it (as a segfaulting native library would).
+#: kills the process that upscales it (as a segfaulting native library would). Each load is
+#: logged to $LOADS_LOG: process id and the threads asked for.
 PLUGIN = """
 import os, signal, time
 
@@ -51,6 +52,9 @@ class Plugin:
         return None
 
     def create(self, factor, options):
+        time.sleep(self.delay * 3)  # loading a model takes a while
+        with open(os.environ["LOADS_LOG"], "a") as log:  # which process loaded it, how
+            log.write(f"{os.getpid()} {options.threads}\\n")
         return Nearest(factor, self.delay)
 
 crashy = Plugin(0.0)
@@ -60,9 +64,21 @@ slow = Plugin(0.1)
 
 @pytest.fixture()
 def plugin_env(tmp_path: Path) -> dict[str, str]:
-    return install_plugin(
+    env = install_plugin(
         tmp_path / "site", "dask_test_backends", PLUGIN, {"crashy": "crashy", "slow": "slow"}
     )
+    return {**env, "LOADS_LOG": str(tmp_path / "loads.log")}
+
+
+def _worker_loads(env: dict[str, str]) -> dict[str, list[str]]:
+    """Threads asked for by each worker process's backend loads (the driver's, None, left out)."""
+    loads: dict[str, list[str]] = {}
+    for line in Path(env["LOADS_LOG"]).read_text().splitlines():
+        pid, threads = line.split()
+        loads.setdefault(pid, []).append(threads)
+    driver = [pid for pid, threads in loads.items() if threads == ["None"]]
+    assert len(driver) == 1, loads  # the driver checks the backend loads, with no thread count
+    return {pid: threads for pid, threads in loads.items() if pid not in driver}
 
 
 @pytest.fixture()
@@ -212,6 +228,8 @@ def test_worker_killed_mid_run_still_writes_every_image_once(
     assert {r["status"] for r in records} == {"done"}
     assert sorted(p.name for p in out.iterdir()) == [".upscaler.lock", *names]  # no temp files
     _assert_nearest_x2(src, out, names)
+    loads = _worker_loads(plugin_env)  # the two workers and the one that replaced the victim
+    assert len(loads) == 3 and all(threads == ["1"] for threads in loads.values()), loads
 
 
 @pytest.mark.parametrize(
@@ -260,7 +278,8 @@ def _free_port() -> int:
 
 @pytest.fixture()
 def cluster(plugin_env: dict[str, str]) -> Iterator[str]:
-    """A scheduler and a worker started with the stock `dask` command, on 127.0.0.1."""
+    """A scheduler and a worker (one process, two threads) started with the stock `dask`
+    command, on 127.0.0.1."""
     dask_cli = str(Path(sys.executable).with_name("dask"))
     address = f"tcp://127.0.0.1:{_free_port()}"
     port = address.rsplit(":", 1)[1]
@@ -271,7 +290,17 @@ def cluster(plugin_env: dict[str, str]) -> Iterator[str]:
             stderr=subprocess.DEVNULL,
         ),
         subprocess.Popen(
-            [dask_cli, "worker", address, "--host", "127.0.0.1", "--nworkers", "2"],
+            [
+                dask_cli,
+                "worker",
+                address,
+                "--host",
+                "127.0.0.1",
+                "--nworkers",
+                "1",
+                "--nthreads",
+                "2",
+            ],
             env=plugin_env,
             stderr=subprocess.DEVNULL,
         ),
@@ -295,6 +324,8 @@ def test_joins_a_cluster_started_with_the_dask_commands(
     assert "6 done, 0 skipped, 0 failed" in result.stderr
     assert f"done in/00.png -> {tmp_path / 'out' / '00.png'} (" in result.stderr
     _assert_nearest_x2(src, tmp_path / "out", names)
+    # one load in the worker process, shared by its two threads, with two intra-op threads
+    assert list(_worker_loads(plugin_env).values()) == [["2"]]
 
 
 def test_unreachable_scheduler_is_an_error(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import signal
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import replace
 from typing import Any
 from uuid import uuid4
@@ -27,9 +27,10 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from ._discover import Job
 from ._engines import EngineError, StopFlag
 from ._pipeline import Record, Settings
+from ._registry import load_backend
 from ._remote import AnyJob, is_done, run_job
 
-__all__ = ["ALLOWED_FAILURES", "DaskEngine"]
+__all__ = ["ALLOWED_FAILURES", "DaskEngine", "IgnoreSigint", "run_chunk", "stop_chunks"]
 
 #: Worker deaths a task survives on a local cluster (Dask's own default is 3).
 ALLOWED_FAILURES = 2
@@ -54,6 +55,9 @@ CHUNKS_PER_THREAD = 2
 STOP_POLL = 0.2
 #: On each worker process: the runs asked to stop (their chunks return after the image in hand).
 _STOPPED: set[str] = set()
+#: The threads of a worker process load the backend one at a time: the first loads, the
+#: others find it in `load_backend`'s cache (which does not hold back concurrent misses).
+_LOADING = threading.Lock()
 
 
 class DaskEngine:
@@ -225,13 +229,16 @@ def _portable_settings(settings: Settings) -> Settings:
 def run_chunk(jobs: list[AnyJob], settings: Settings, run_id: str) -> list[Record]:
     """On a worker: upscale `jobs`, which the driver found to need it (so none is skipped).
 
-    ONNX Runtime gets one intra-op thread per worker thread unless --threads says otherwise:
-    it ignores OMP_NUM_THREADS, and its default (all cores per worker) oversubscribes them.
-    Once the run is stopped, the images not started get no record, as in a local run.
+    The backend gets as many intra-op threads as the worker has threads unless --threads says
+    otherwise (ONNX Runtime ignores OMP_NUM_THREADS, and its default, all cores per worker
+    process, oversubscribes them). Once the run is stopped, the images not started get no
+    record, as in a local run.
     """
     threads = settings.options.threads or _distributed().get_worker().state.nthreads
     options = replace(settings.options, threads=threads)
     on_worker = replace(settings, skip_existing=False, options=options)
+    with _LOADING, suppress(Exception):  # errors: each image's record says why
+        load_backend(on_worker.backend, on_worker.factor, on_worker.options)
     records = []
     for job in jobs:
         if run_id in _STOPPED:
