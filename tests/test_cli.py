@@ -135,7 +135,14 @@ def test_help_and_version_do_not_import_frameworks() -> None:
     assert version.stdout.startswith("upscaler, version ")
 
 
-def test_progress_bar_on_a_terminal_plain_lines_otherwise(mixed_tree: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "engine", [(), ("--engine", "dask", "--workers", "2")], ids=["local", "dask"]
+)
+def test_progress_bar_on_a_terminal_plain_lines_otherwise(
+    engine: tuple[str, ...], mixed_tree: Path, tmp_path: Path
+) -> None:
+    if engine:
+        pytest.importorskip("distributed")
     import fcntl
     import os
     import pty
@@ -150,6 +157,7 @@ def test_progress_bar_on_a_terminal_plain_lines_otherwise(mixed_tree: Path, tmp_
         str(tmp_path / "tty"),
         "--backend",
         "bicubic",
+        *engine,
     ]
     pid, fd = pty.fork()
     if pid == 0:  # child: stdin, stdout and stderr are a 100-column terminal
@@ -168,7 +176,9 @@ def test_progress_bar_on_a_terminal_plain_lines_otherwise(mixed_tree: Path, tmp_
     screen = b"".join(chunks).decode(errors="replace")
     assert os.waitstatus_to_exitcode(status) == 0
     assert "4/4" in screen and "img" in screen and "done " not in screen  # tqdm, not log lines
-    plain = run_cli("batch", mixed_tree, "-o", tmp_path / "plain", "--backend", "bicubic")
+    plain = run_cli("batch", mixed_tree, "-o", tmp_path / "plain", "--backend", "bicubic", *engine)
     assert plain.stderr.count("done ") == 4 and "4/4" not in plain.stderr
-    quiet = run_cli("batch", mixed_tree, "-o", tmp_path / "quiet", "--backend", "bicubic", "-q")
+    quiet = run_cli(
+        "batch", mixed_tree, "-o", tmp_path / "quiet", "--backend", "bicubic", "-q", *engine
+    )
     assert quiet.stderr == ""
