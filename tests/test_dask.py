@@ -234,8 +234,8 @@ def test_worker_killed_mid_run_still_writes_every_image_once(
 
 @pytest.mark.parametrize(
     ("sig", "group"),
-    [(signal.SIGINT, True), (signal.SIGTERM, False)],
-    ids=["ctrl-c to the terminal's process group", "SIGTERM to upscaler"],
+    [(signal.SIGINT, True), (signal.SIGTERM, False), (signal.SIGTERM, True)],
+    ids=["ctrl-c to the process group", "SIGTERM to upscaler", "SIGTERM to the group (systemd)"],
 )
 def test_stopped_run_finishes_the_images_in_hand_and_reports(
     sig: signal.Signals, group: bool, plugin_env: dict[str, str], tmp_path: Path

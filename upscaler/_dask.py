@@ -30,7 +30,7 @@ from ._pipeline import Record, Settings
 from ._registry import load_backend
 from ._remote import AnyJob, is_done, run_job
 
-__all__ = ["ALLOWED_FAILURES", "DaskEngine", "IgnoreSigint", "run_chunk", "stop_chunks"]
+__all__ = ["ALLOWED_FAILURES", "DaskEngine", "LeaveSignalsToDriver", "run_chunk", "stop_chunks"]
 
 #: Worker deaths a task survives on a local cluster (Dask's own default is 3).
 ALLOWED_FAILURES = 2
@@ -102,7 +102,7 @@ class DaskEngine:
                 host="127.0.0.1",
                 dashboard_address=None,
                 silence_logs=logging.CRITICAL,
-                plugins={IgnoreSigint()},
+                plugins={LeaveSignalsToDriver()},
             ) as cluster,
             dist.Client(cluster) as client,
         ):
@@ -252,13 +252,15 @@ def stop_chunks(run_id: str) -> None:
     _STOPPED.add(run_id)
 
 
-class IgnoreSigint(WorkerPlugin):
-    """Local workers leave Ctrl-C (sent to the whole terminal's process group) to the driver.
-
-    The driver stops the run cleanly; a worker killed by the same Ctrl-C would instead be
-    restarted and its chunk retried. Set up again in every restarted worker.
+class LeaveSignalsToDriver(WorkerPlugin):
+    """Local workers ignore SIGINT and SIGTERM sent to the whole process group (Ctrl-C in a
+    terminal, `systemctl stop`): the driver stops the run and its workers after the images in
+    hand. A worker killed by the same signal would instead be replaced and its chunk redone
+    whole. The cluster's own shutdown does not use signals (then SIGKILL); set up again in
+    every replaced worker.
     """
 
     def setup(self, worker: Any) -> None:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
