@@ -98,7 +98,11 @@ def _local_files(root: Path) -> dict[str, bytes]:
     }
 
 
-@pytest.mark.parametrize("engine", [("--engine", "local"), ("--engine", "dask", "--workers", "2")])
+@pytest.mark.parametrize(
+    "engine",
+    [("--engine", "local"), ("--jobs", "2"), ("--engine", "dask", "--workers", "2")],
+    ids=["local", "local-jobs-2", "dask"],
+)
 def test_s3_batch_matches_a_local_run(
     engine: tuple[str, ...], photos: Path, bucket: Any, endpoint: dict[str, str], tmp_path: Path
 ) -> None:
