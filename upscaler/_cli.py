@@ -116,7 +116,7 @@ def cli() -> None:
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
-    help="Threads per backend [default: cores / jobs; on Dask, the worker's threads].",
+    help="Threads per backend [default: cores / images in flight; on Dask, the worker's threads].",
 )
 @click.option(
     "--engine",
