@@ -252,7 +252,7 @@ def stop_chunks(run_id: str) -> None:
     _STOPPED.add(run_id)
 
 
-class LeaveSignalsToDriver(WorkerPlugin):
+class LeaveSignalsToDriver(WorkerPlugin):  # type: ignore[misc]
     """Local workers ignore SIGINT and SIGTERM sent to the whole process group (Ctrl-C in a
     terminal, `systemctl stop`): the driver stops the run and its workers after the images in
     hand. A worker killed by the same signal would instead be replaced and its chunk redone
