@@ -357,7 +357,9 @@ def main() -> None:
     try:
         cli()
     except SystemExit as exc:
-        _exit_now(exc.code)
+        if sys.getprofile() is None and sys.gettrace() is None:  # profilers report after us
+            _exit_now(exc.code)
+        raise
 
 
 def _exit_now(code: str | int | None) -> NoReturn:
