@@ -5,7 +5,10 @@ submitting them, and submits the rest in chunks through a bounded window, so a r
 millions of images keeps a few hundred tasks on the scheduler at a time. A worker that dies
 while running a chunk is replaced and the chunk retried (up to the scheduler's
 `distributed.scheduler.allowed-failures`); a chunk that keeps killing workers is split into
-single images, so the one image that kills its worker fails alone.
+single images, so the one image that kills its worker fails alone. Dask counts a worker's death
+against every task assigned to that worker, so an image whose own task "keeps killing workers"
+may only have been queued beside the culprit: it is tried once more, alone, at the end of the
+run (nothing else of the run in flight), and only fails if it kills workers then too.
 """
 
 from __future__ import annotations
@@ -55,9 +58,6 @@ CHUNKS_PER_THREAD = 2
 STOP_POLL = 0.2
 #: On each worker process: the runs asked to stop (their chunks return after the image in hand).
 _STOPPED: set[str] = set()
-#: The threads of a worker process load the backend one at a time: the first loads, the
-#: others find it in `load_backend`'s cache (which does not hold back concurrent misses).
-_LOADING = threading.Lock()
 
 
 class DaskEngine:
@@ -138,6 +138,9 @@ class _Driver:
         self.threads = max(1, sum(client.nthreads().values()))
         self.queue: deque[list[AnyJob]] = deque()
         self.in_flight: dict[Any, list[AnyJob]] = {}
+        #: Images whose own task died, to try again alone; and those so tried.
+        self.suspects: deque[AnyJob] = deque()
+        self.alone: set[AnyJob] = set()
         self.finished = _distributed().as_completed()
         self.run_id = f"upscaler-{uuid4().hex[:8]}"
         self.submitted = 0
@@ -176,15 +179,21 @@ class _Driver:
         while self.queue and len(self.in_flight) < CHUNKS_PER_THREAD * self.threads:
             if self.stop.signum is not None:
                 return
-            chunk = self.queue.popleft()
-            self.submitted += 1
-            key = f"{self.run_id}-{self.submitted}"
-            portable = [_portable_job(job) for job in chunk]
-            future = self.client.submit(
-                run_chunk, portable, self.settings, self.run_id, key=key, pure=False
-            )
-            self.in_flight[future] = chunk
-            self.finished.add(future)
+            self._submit(self.queue.popleft())
+        if self.suspects and not self.queue and not self.in_flight and self.stop.signum is None:
+            job = self.suspects.popleft()
+            self.alone.add(job)
+            self._submit([job])
+
+    def _submit(self, chunk: list[AnyJob]) -> None:
+        self.submitted += 1
+        key = f"{self.run_id}-{self.submitted}"
+        portable = [_portable_job(job) for job in chunk]
+        future = self.client.submit(
+            run_chunk, portable, self.settings, self.run_id, key=key, pure=False
+        )
+        self.in_flight[future] = chunk
+        self.finished.add(future)
 
     def _records(self, future: Any, chunk: list[AnyJob]) -> list[Record]:
         try:
@@ -192,6 +201,9 @@ class _Driver:
         except _distributed().KilledWorker as exc:
             if len(chunk) > 1:  # find the image that kills workers: one task per image
                 self.queue.extendleft([job] for job in reversed(chunk))
+                return []
+            if chunk[0] not in self.alone:  # perhaps only queued beside the culprit
+                self.suspects.append(chunk[0])
                 return []
             return [
                 self._failed(chunk[0], f"worker process died ({exc.allowed_failures + 1} attempts)")
@@ -237,7 +249,7 @@ def run_chunk(jobs: list[AnyJob], settings: Settings, run_id: str) -> list[Recor
     threads = settings.options.threads or _distributed().get_worker().state.nthreads
     options = replace(settings.options, threads=threads)
     on_worker = replace(settings, skip_existing=False, options=options)
-    with _LOADING, suppress(Exception):  # errors: each image's record says why
+    with suppress(Exception):  # errors: each image's record says why (load_backend locks)
         load_backend(on_worker.backend, on_worker.factor, on_worker.options)
     records = []
     for job in jobs:
@@ -252,7 +264,7 @@ def stop_chunks(run_id: str) -> None:
     _STOPPED.add(run_id)
 
 
-class LeaveSignalsToDriver(WorkerPlugin):  # type: ignore[misc]
+class LeaveSignalsToDriver(WorkerPlugin):
     """Local workers ignore SIGINT and SIGTERM sent to the whole process group (Ctrl-C in a
     terminal, `systemctl stop`): the driver stops the run and its workers after the images in
     hand. A worker killed by the same signal would instead be replaced and its chunk redone
