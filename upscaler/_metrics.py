@@ -9,6 +9,7 @@ and SSIM (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 import cv2
@@ -125,7 +126,7 @@ def consistency_psnr(output: NDArray[Any] | Image.Image, source: NDArray[Any]) -
     h, w = source.shape[:2]
     image = output if isinstance(output, Image.Image) else Image.fromarray(to_uint8(output))
     s, total = image.height // h, 0.0
-    shrink = BicubicShrink(s, image.height, image.width)
+    shrink = _shrink_for(s, image.height, image.width)
     rows = max(8, (1 << 21) // (image.width * s))  # strips of about 2 megapixels
     for top in range(0, h, rows):
         bottom = min(top + rows, h)
@@ -144,6 +145,12 @@ def _y_plane(pixels: NDArray[np.uint8]) -> NDArray[np.float32]:
     rgb = np.ascontiguousarray(pixels[..., :3], dtype=np.float32)
     y: NDArray[np.float32] = np.asarray(cv2.transform(rgb, _STUDIO_Y_AFFINE), dtype=np.float32)
     return y.reshape(rgb.shape[:2])
+
+
+@lru_cache(maxsize=16)
+def _shrink_for(factor: int, height: int, width: int) -> BicubicShrink:
+    """Photos of a folder share a few sizes: their filters and border weights are reused."""
+    return BicubicShrink(factor, height, width)
 
 
 class BicubicShrink:
