@@ -19,7 +19,7 @@ from PIL import Image
 
 from ._color import to_uint8
 
-__all__ = ["consistency_psnr", "psnr", "psnr_y", "score", "ssim_y", "y_channel"]
+__all__ = ["BicubicShrink", "consistency_psnr", "psnr", "psnr_y", "score", "ssim_y", "y_channel"]
 
 _STUDIO_Y = np.array([65.481, 128.553, 24.966]) / 255.0
 _STUDIO_Y_AFFINE = np.array([[*_STUDIO_Y, 16.0]], np.float32)  # for cv2.transform
@@ -159,7 +159,8 @@ class BicubicShrink:
     Pillow makes each output pixel the kernel-weighted mean of the input pixels under the
     kernel, renormalising the weights where the kernel overhangs the border: a separable
     filter with zero borders, divided by the same filter of ones, is exactly that. Equal to
-    Pillow's "F" resize within 1e-4 (tested) and about 3x faster than its 8-bit RGB resize.
+    Pillow's "F" resize within 1e-4 (tested); the two filters take a third of the time of
+    Pillow's 8-bit RGB resize of the same image.
     """
 
     def __init__(self, factor: int, height: int, width: int) -> None:
