@@ -6,7 +6,9 @@ Folders: 100 photos of about 160x107 (BSDS500 test/ shrunk 3x) and 10 photos of 
 2000x1500 (made from examples/). Contenders, alternated in each round, each a fresh process:
 `upscaler batch --backend onnx` (PNG and JPEG out), the peer script (benchmarks/peer_opencv.py,
 in a virtual environment of its own with opencv-contrib-python-headless), and `upscaler batch
---backend bicubic` for scale. Reported: median wall seconds, output megapixels per second,
+--backend bicubic` for scale. upscaler runs as a user installs it: this checkout is installed
+(`pip install .`, not editable) into a virtual environment of its own, refreshed on every
+invocation (`--ours-python` names another interpreter, e.g. a development venv's). Reported: median wall seconds, output megapixels per second,
 peak RSS, and the ratio of wall time to the peer's (<= 1.0 means we win).
 """
 
@@ -30,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("UPSCALER_SHARED", ROOT.parent / "shared"))
 PEER_MODEL = SHARED / "peers" / "opencv-espcn" / "ESPCN_x3.pb"
 PEER_VENV = ROOT / "benchmarks" / ".peer-venv"
+OURS_VENV = ROOT / "benchmarks" / ".ours-venv"
 FACTOR = 3
 GFLOP_PER_OUTPUT_MP = 7.07  # ESPCN x3: 31,977 multiply-adds per input pixel, 9 outputs each
 
@@ -72,8 +75,19 @@ def peer_python() -> Path:
     return python
 
 
-def upscaler_cmd(folder: Path, out: Path, backend: str, fmt: str) -> list[str]:
-    script = Path(sys.executable).with_name("upscaler")
+def installed_upscaler() -> Path:
+    """`upscaler` installed from this checkout into OURS_VENV (made on first use)."""
+    python = OURS_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(OURS_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", str(ROOT)], check=True)
+    else:  # the checkout's current code, same dependencies
+        pip = [str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall"]
+        subprocess.run([*pip, str(ROOT)], check=True)
+    return python.with_name("upscaler")
+
+
+def upscaler_cmd(script: Path, folder: Path, out: Path, backend: str, fmt: str) -> list[str]:
     return [
         str(script),
         "batch",
@@ -122,12 +136,12 @@ def output_megapixels(folder: Path) -> float:
     return total * FACTOR**2 / 1e6
 
 
-def end_to_end(folders: dict[str, Path], work: Path, runs: int) -> list[str]:
+def end_to_end(folders: dict[str, Path], work: Path, runs: int, script: Path) -> list[str]:
     contenders = {
         (name, fmt): lambda f, o, fmt=fmt, name=name: (
             peer_cmd(f, o, fmt)
             if name == "opencv peer"
-            else upscaler_cmd(f, o, name.split()[-1], fmt)
+            else upscaler_cmd(script, f, o, name.split()[-1], fmt)
         )
         for name in ("upscaler onnx", "opencv peer", "upscaler bicubic")
         for fmt in ("png", "jpg")
@@ -203,14 +217,14 @@ def matmul_gflops() -> str:
     return f"numpy float32 4096x4096 matrix product: {float(out.stdout):.0f} GFLOP/s"
 
 
-def startup(folders: dict[str, Path], work: Path) -> list[str]:
-    help_runs = [
-        timed([str(Path(sys.executable).with_name("upscaler")), "--help"]).seconds for _ in range(5)
-    ]
+def startup(folders: dict[str, Path], work: Path, script: Path) -> list[str]:
+    help_runs = [timed([str(script), "--help"]).seconds for _ in range(5)]
     one = work / "one"
     one.mkdir()
     shutil.copy(next(folders["small"].iterdir()), one)
-    single = [timed(upscaler_cmd(one, work / "one-out", "onnx", "png")).seconds for _ in range(3)]
+    single = [
+        timed(upscaler_cmd(script, one, work / "one-out", "onnx", "png")).seconds for _ in range(3)
+    ]
     help_s, single_s = statistics.median(help_runs), statistics.median(single)
     return [f"upscaler --help: {help_s:.3f} s; one image with onnx: {single_s:.3f} s"]
 
@@ -231,21 +245,27 @@ def main() -> int:
     parser.add_argument(
         "--quick", action="store_true", help="tiny folders, one round (a smoke test)"
     )
+    parser.add_argument(
+        "--ours-python",
+        type=Path,
+        help="interpreter whose `upscaler` to time [default: a venv with this checkout installed]",
+    )
     args = parser.parse_args()
+    script = args.ours_python.with_name("upscaler") if args.ours_python else installed_upscaler()
     n_small, n_large, runs = (4, 1, 1) if args.quick else (100, 10, args.runs)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         folders = make_folders(work, n_small, n_large)
         print(
             f"machine: {_cpu_model()}, {os.cpu_count()} cores; {runs} alternating rounds; "
-            "median of each",
+            f"median of each; upscaler: {script}",
             flush=True,
         )
         for line in [
-            *end_to_end(folders, work, runs),
+            *end_to_end(folders, work, runs, script),
             *in_memory(folders),
             matmul_gflops(),
-            *startup(folders, work),
+            *startup(folders, work, script),
         ]:
             print(line, flush=True)
     return 0
