@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import signal
 import subprocess
@@ -100,6 +101,20 @@ def test_train_writes_keras_onnx_and_facts_reproducibly(photos: Path, tmp_path: 
     assert wrong.returncode == 2 and "upscales by 2, not 3" in wrong.stderr
 
 
+def test_bfloat16_training_saves_a_float32_model(photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.keras"
+    args = [*_args(photos, out, steps=10), "--bfloat16", "--no-export"]
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr
+    from upscaler._model import load_model
+
+    model = load_model(str(out))
+    assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
+    assert not out.with_suffix(".onnx").exists()
+    facts = json.loads(out.with_suffix(".json").read_text())
+    assert facts["config"]["bfloat16"] is True and np.isfinite(facts["val_psnr"])
+
+
 def test_interrupted_training_resumes_to_the_same_weights(photos: Path, tmp_path: Path) -> None:
     straight = tmp_path / "straight" / "m.keras"
     assert run_cli(*_args(photos, straight, steps=40)).returncode == 0
@@ -120,6 +135,8 @@ def test_interrupted_training_resumes_to_the_same_weights(photos: Path, tmp_path
     assert resumed.returncode == 0, resumed.stderr
     log = resumed.stdout + resumed.stderr
     assert "Epoch 1/4" not in log and "Epoch 4/4" in log  # it went on from the checkpoint
-    # Same batches, restored optimizer state: the same weights up to float reordering.
+    # Same batches, restored optimizer state: the same weights up to float reordering, which
+    # a few Adam steps at the default rate of 3e-3 can turn into a few 1e-3 here and there.
     for x, y in zip(_weights(straight), _weights(out), strict=True):
-        np.testing.assert_allclose(x, y, rtol=0, atol=1e-3)
+        np.testing.assert_allclose(x, y, rtol=0, atol=5e-3)
+        assert np.abs(x - y).mean() < 1e-4

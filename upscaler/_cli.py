@@ -267,7 +267,7 @@ def backends() -> None:
 )
 @click.option(
     "--steps",
-    default=37_000,
+    default=100_000,
     show_default=True,
     help="Optimiser steps (a multiple of --steps-per-epoch).",
 )
@@ -277,11 +277,11 @@ def backends() -> None:
     show_default=True,
     help="Steps between validation and checkpoint.",
 )
-@click.option("--batch", default=512, show_default=True, help="Patches per step.")
+@click.option("--batch", default=128, show_default=True, help="Patches per step.")
 @click.option("--patch", default=17, show_default=True, help="Patch side in low-resolution pixels.")
 @click.option(
     "--learning-rate",
-    default=1e-3,
+    default=3e-3,
     show_default=True,
     help="Adam's initial rate (cosine decay to 0).",
 )
@@ -292,13 +292,20 @@ def backends() -> None:
     "--val-images", default=8, show_default=True, help="Photos held out for validation PSNR."
 )
 @click.option(
+    "--bfloat16/--float32",
+    default=False,
+    show_default=True,
+    help="Compute the three hidden layers in bfloat16 (1.6x faster on a Xeon with AMX; use "
+    "it where the CPU or GPU has bfloat16 arithmetic). The saved model is float32 either way.",
+)
+@click.option(
     "--export/--no-export",
     default=True,
     show_default=True,
     help="Also write OUT's ONNX export (needs the TensorFlow backend).",
 )
 def train(
-    data_dirs: tuple[Path, ...], factor: str, out: Path, export: bool, **options: int | float
+    data_dirs: tuple[Path, ...], factor: str, out: Path, export: bool, **options: int | float | bool
 ) -> None:
     """Train ESPCN on the photos in DATA_DIRS (needs `pip install upscaler[keras]`).
 

@@ -42,15 +42,38 @@ class DepthToSpace(layers.Layer):  # type: ignore[misc]
         return {**super().get_config(), "factor": self.factor}
 
 
-def build_espcn(factor: int) -> keras.Model:
-    """ESPCN on the Y channel: conv 64x5x5, 32x3x3, 32x3x3 (tanh), factor²x3x3, shuffle."""
+def build_espcn(factor: int, hidden_dtype: str = "float32") -> keras.Model:
+    """ESPCN on the Y channel: conv 64x5x5, 32x3x3, 32x3x3 (tanh), factor²x3x3, shuffle.
+
+    The last convolution's output is added to the input before the shuffle, so the network
+    learns the difference from a nearest-neighbour enlargement (one addition per output pixel).
+    `hidden_dtype` "mixed_bfloat16" computes the three tanh layers in bfloat16 (training on
+    CPUs with AMX or AVX512-BF16); the last convolution, the sum and the output stay float32.
+    """
     inputs = keras.Input(shape=(None, None, 1), name="y")
-    x = layers.Conv2D(64, 5, padding="same", activation="tanh")(inputs)
-    x = layers.Conv2D(32, 3, padding="same", activation="tanh")(x)
-    x = layers.Conv2D(32, 3, padding="same", activation="tanh")(x)
-    x = layers.Conv2D(factor * factor, 3, padding="same")(x)
+    x = _conv(64, 5, 1, "tanh", hidden_dtype)(inputs)
+    x = _conv(32, 3, 64, "tanh", hidden_dtype)(x)
+    x = _conv(32, 3, 32, "tanh", hidden_dtype)(x)
+    x = _conv(factor * factor, 3, 32, None, "float32")(x)
+    x = layers.Add(name="residual")([x, inputs])  # broadcasts y over the factor² channels
     outputs = DepthToSpace(factor, name="depth_to_space")(x)
     return keras.Model(inputs, outputs, name=f"espcn_x{factor}")
+
+
+def _conv(
+    filters: int, size: int, channels_in: int, activation: str | None, dtype: str
+) -> layers.Conv2D:
+    """A "same" convolution with PyTorch's default initialisation: U(±1/sqrt(fan_in))."""
+    bound = (size * size * channels_in) ** -0.5
+    return layers.Conv2D(
+        filters,
+        size,
+        padding="same",
+        activation=activation,
+        kernel_initializer=keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform"),
+        bias_initializer=keras.initializers.RandomUniform(-bound, bound),
+        dtype=dtype,
+    )
 
 
 def load_model(path: str) -> keras.Model:

@@ -3,7 +3,8 @@
 Training pairs: each photo is cropped to a multiple of the factor, its low-resolution twin
 made with Pillow's antialiased BICUBIC (the MATLAB `imresize` kernel that benchmark LR
 images use), both reduced to luma in [0, 1]. Random patches with the 8 flips/transposes,
-MSE, Adam with cosine decay. Sampling is a pure function of (seed, step), so a resumed run
+MSE, Adam with cosine decay; optionally the hidden layers in bfloat16 (the saved model is
+float32 either way). Sampling is a pure function of (seed, step), so a resumed run
 draws the same batches an uninterrupted one would.
 """
 
@@ -32,13 +33,14 @@ class TrainConfig:
     """Everything that determines a training run."""
 
     factor: int
-    steps: int = 37_000
-    batch: int = 512
+    steps: int = 100_000
+    batch: int = 128
     patch: int = 17
-    learning_rate: float = 1e-3
+    learning_rate: float = 3e-3
     seed: int = 0
     val_images: int = 8
     steps_per_epoch: int = 1_000
+    bfloat16: bool = False
 
     def __post_init__(self) -> None:
         if self.factor not in (2, 3, 4):
@@ -131,7 +133,7 @@ def train(
         tf.config.experimental.enable_op_determinism()
     paths = list_images(data_dirs)
     train_pairs, val_pairs = load_pairs(paths, cfg)
-    model = build_espcn(cfg.factor)
+    model = build_espcn(cfg.factor, "mixed_bfloat16" if cfg.bfloat16 else "float32")
     _compile(model, cfg)
     data, epoch_setter = _patch_sequence(train_pairs, cfg)
     ckpt = out.with_name(out.name + ".ckpt")
