@@ -267,7 +267,7 @@ def backends() -> None:
 )
 @click.option(
     "--steps",
-    default=100_000,
+    default=60_000,
     show_default=True,
     help="Optimiser steps (a multiple of --steps-per-epoch).",
 )
@@ -281,7 +281,7 @@ def backends() -> None:
 @click.option("--patch", default=17, show_default=True, help="Patch side in low-resolution pixels.")
 @click.option(
     "--learning-rate",
-    default=3e-3,
+    default=1e-3,
     show_default=True,
     help="Adam's initial rate (cosine decay to 0).",
 )

@@ -33,10 +33,10 @@ class TrainConfig:
     """Everything that determines a training run."""
 
     factor: int
-    steps: int = 100_000
+    steps: int = 60_000
     batch: int = 128
     patch: int = 17
-    learning_rate: float = 3e-3
+    learning_rate: float = 1e-3
     seed: int = 0
     val_images: int = 8
     steps_per_epoch: int = 1_000
