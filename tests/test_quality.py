@@ -15,9 +15,9 @@ from upscaler.weights import manifest
 PUBLISHED_BICUBIC = {2: 33.66, 3: 30.39, 4: 28.42}
 OPENCV_ESPCN = {2: 34.76, 3: 30.53, 4: 28.38}  # the peer, dnn_superres' ESPCN models
 ONNX_BARS = {2: 36.50, 3: 32.55, 4: 30.35}  # issue 3's targets
-#: Factors whose shipped weights are still below ONNX_BARS (issue 3 stays open for them).
-#: Strict: the day new weights pass, the test fails until the factor is removed from here.
-BELOW_BAR = {2, 3, 4}
+#: Factors whose shipped weights are below ONNX_BARS (none since the weights of issue 3).
+#: Strict: a factor listed here whose weights pass fails until it is removed.
+BELOW_BAR: set[int] = set()
 
 
 def set5_psnr(backend: str, factor: int, out: Path, *extra: str) -> float:
