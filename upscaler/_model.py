@@ -47,8 +47,9 @@ def build_espcn(factor: int, hidden_dtype: str = "float32") -> keras.Model:
 
     The last convolution's output is added to the input before the shuffle, so the network
     learns the difference from a nearest-neighbour enlargement (one addition per output pixel).
-    `hidden_dtype` "mixed_bfloat16" computes the three tanh layers in bfloat16 (training on
-    CPUs with AMX or AVX512-BF16); the last convolution, the sum and the output stay float32.
+    `hidden_dtype` "mixed_bfloat16" computes the three tanh layers in bfloat16 (for training
+    where the processor has bfloat16 arithmetic); the last convolution, the sum and the output
+    stay float32.
     """
     inputs = keras.Input(shape=(None, None, 1), name="y")
     x = _conv(64, 5, 1, "tanh", hidden_dtype)(inputs)
