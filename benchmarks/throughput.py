@@ -1,20 +1,24 @@
 """upscaler against OpenCV's dnn_superres ESPCN, end to end and in memory, on one machine.
 
-    python benchmarks/throughput.py [--runs 5] [--quick]
+    python benchmarks/throughput.py [--runs 5] [--quick] [--peer yes|auto|no]
 
 Folders: 100 photos of about 160x107 (BSDS500 test/ shrunk 3x) and 10 photos of about
 2000x1500 (made from examples/). Contenders, alternated in each round, each a fresh process:
 `upscaler batch --backend onnx` (PNG and JPEG out), the peer script (benchmarks/peer_opencv.py,
-in a virtual environment of its own with opencv-contrib-python-headless), and `upscaler batch
+in a virtual environment of its own installed from requirements/peer.txt), and `upscaler batch
 --backend bicubic` for scale. upscaler runs as a user installs it: this checkout is installed
-(`pip install .`, not editable) into a virtual environment of its own, refreshed on every
-invocation (`--ours-python` names another interpreter, e.g. a development venv's). Reported: median wall seconds, output megapixels per second,
-peak RSS, and the ratio of wall time to the peer's (<= 1.0 means we win).
+(`pip install .`, not editable, with the versions of requirements/lock.txt) into a virtual
+environment of its own, refreshed on every invocation (`--ours-python` names another
+interpreter, e.g. a development venv's). Both environments are rebuilt when their lock file
+changes. Reported: median wall seconds, output megapixels per second, peak RSS, and the ratio
+of wall time to the peer's (<= 1.0 means we win). A failure (a peer model that OpenCV cannot
+load, a contender that exits non-zero) is one line on stderr and exit status 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import re
 import shutil
@@ -33,6 +37,9 @@ SHARED = Path(os.environ.get("UPSCALER_SHARED", ROOT.parent / "shared"))
 PEER_MODEL = SHARED / "peers" / "opencv-espcn" / "ESPCN_x3.pb"
 PEER_VENV = ROOT / "benchmarks" / ".peer-venv"
 OURS_VENV = ROOT / "benchmarks" / ".ours-venv"
+LOCK = ROOT / "requirements" / "lock.txt"
+PEER_LOCK = ROOT / "requirements" / "peer.txt"
+PEER = "opencv peer"
 FACTOR = 3
 GFLOP_PER_OUTPUT_MP = 7.07  # ESPCN x3: 31,977 multiply-adds per input pixel, 9 outputs each
 
@@ -63,28 +70,78 @@ def make_folders(work: Path, n_small: int, n_large: int) -> dict[str, Path]:
     return {"small": small, "large": large}
 
 
-def peer_python() -> Path:
-    """The peer's interpreter, in a virtual environment made on first use."""
-    python = PEER_VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "-q", "opencv-contrib-python-headless", "numpy"],
-            check=True,
-        )
+class BenchmarkError(Exception):
+    """Something the benchmark cannot go on without; reported as one line."""
+
+
+def _venv(venv: Path, lock: Path, packages: list[str]) -> Path:
+    """`venv`'s interpreter; the venv is (re)made with `packages` when `lock` has changed.
+
+    PIP_CONSTRAINT (unlike -c) also pins the build backend in pip's isolated build.
+    """
+    python, stamp = venv / "bin" / "python", venv / "lock.sha256"
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    if python.exists() and stamp.exists() and stamp.read_text() == digest:
+        return python
+    shutil.rmtree(venv, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    env = {**os.environ, "PIP_CONSTRAINT": str(lock)}
+    pip = [str(python), "-m", "pip", "install", "-q", *packages]
+    if subprocess.run(pip, env=env).returncode:
+        raise BenchmarkError(f"could not install {' '.join(packages)} into {venv}")
+    stamp.write_text(digest)
     return python
 
 
+def peer_ready() -> bool:
+    """True when the peer's environment exists and matches requirements/peer.txt."""
+    stamp = PEER_VENV / "lock.sha256"
+    digest = hashlib.sha256(PEER_LOCK.read_bytes()).hexdigest()
+    return stamp.exists() and stamp.read_text() == digest
+
+
+def peer_python() -> Path:
+    """The peer's interpreter, in a virtual environment installed from requirements/peer.txt."""
+    return _venv(PEER_VENV, PEER_LOCK, ["-r", str(PEER_LOCK)])
+
+
+def check_peer() -> str:
+    """The peer's OpenCV version, after checking that it loads the peer model."""
+    python = peer_python()
+    done = subprocess.run(
+        [
+            str(python),
+            str(ROOT / "benchmarks" / "peer_opencv.py"),
+            str(PEER_MODEL),
+            str(FACTOR),
+            "--check",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        raise BenchmarkError(_last_line(done.stderr))
+    version = subprocess.run(
+        [str(python), "-c", "import cv2; print(cv2.__version__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return version.stdout.strip()
+
+
 def installed_upscaler() -> Path:
-    """`upscaler` installed from this checkout into OURS_VENV (made on first use)."""
-    python = OURS_VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(OURS_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", str(ROOT)], check=True)
-    else:  # the checkout's current code, same dependencies
-        pip = [str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall"]
-        subprocess.run([*pip, str(ROOT)], check=True)
+    """`upscaler` installed from this checkout into OURS_VENV with the locked dependencies."""
+    python = _venv(OURS_VENV, LOCK, [str(ROOT)])
+    # the checkout's current code, same dependencies
+    pip = [str(python), "-m", "pip", "install", "-q", "--no-deps", "--force-reinstall"]
+    subprocess.run([*pip, str(ROOT)], check=True, env={**os.environ, "PIP_CONSTRAINT": str(LOCK)})
     return python.with_name("upscaler")
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else "(no message)"
 
 
 def upscaler_cmd(script: Path, folder: Path, out: Path, backend: str, fmt: str) -> list[str]:
@@ -123,7 +180,9 @@ def timed(cmd: list[str]) -> Run:
     done = subprocess.run(["/usr/bin/time", "-v", *cmd], capture_output=True, text=True)
     seconds = time.perf_counter() - started
     if done.returncode:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{done.stderr}")
+        raise BenchmarkError(
+            f"{Path(cmd[0]).name} exited {done.returncode}: {_last_line(done.stderr)}"
+        )
     kib = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", done.stderr).group(1))  # type: ignore[union-attr]
     return Run(seconds, kib * 1024)
 
@@ -136,14 +195,21 @@ def output_megapixels(folder: Path) -> float:
     return total * FACTOR**2 / 1e6
 
 
-def end_to_end(folders: dict[str, Path], work: Path, runs: int, script: Path) -> list[str]:
+def end_to_end(
+    folders: dict[str, Path], work: Path, runs: int, script: Path, with_peer: bool
+) -> list[str]:
+    names = (
+        ("upscaler onnx", PEER, "upscaler bicubic")
+        if with_peer
+        else ("upscaler onnx", "upscaler bicubic")
+    )
     contenders = {
         (name, fmt): lambda f, o, fmt=fmt, name=name: (
             peer_cmd(f, o, fmt)
-            if name == "opencv peer"
+            if name == PEER
             else upscaler_cmd(script, f, o, name.split()[-1], fmt)
         )
-        for name in ("upscaler onnx", "opencv peer", "upscaler bicubic")
+        for name in names
         for fmt in ("png", "jpg")
     }
     lines = [
@@ -159,45 +225,54 @@ def end_to_end(folders: dict[str, Path], work: Path, runs: int, script: Path) ->
                 results[key].append(timed(make(folder, out)))
         for (name, fmt), rs in results.items():
             wall = statistics.median(r.seconds for r in rs)
-            peer = statistics.median(r.seconds for r in results["opencv peer", fmt])
             peak = max(r.peak_bytes for r in rs) / 1e6
+            ratio = "-"
+            if with_peer:
+                ratio = f"{wall / statistics.median(r.seconds for r in results[PEER, fmt]):.2f}"
             lines.append(
-                f"{label:<6} {name:<17} {fmt:<4} {wall:8.3f} {mp / wall:9.2f} {peak:8.0f} {wall / peer:8.2f}"
+                f"{label:<6} {name:<17} {fmt:<4} {wall:8.3f} {mp / wall:9.2f} {peak:8.0f} {ratio:>8}"
             )
     return lines
 
 
-def in_memory(folders: dict[str, Path]) -> list[str]:
+def in_memory(folders: dict[str, Path], with_peer: bool) -> list[str]:
     """Per output megapixel: our engine on decoded images against the peer's upsample()."""
+    lines = []
+    for label, folder in folders.items():
+        ours = _ours_in_memory(folder)
+        line = f"{label:<6} in memory: upscaler {ours * 1e3:.1f} ms/MP ({GFLOP_PER_OUTPUT_MP / ours:.0f} GFLOP/s)"
+        if with_peer:
+            peer = _peer_in_memory(folder)
+            line += f", peer upsample() {peer * 1e3:.1f} ms/MP, ratio {ours / peer:.2f}"
+        lines.append(line)
+    return lines
+
+
+def _ours_in_memory(folder: Path) -> float:
+    """Seconds per output megapixel of upscale_array on the folder's decoded images."""
     from upscaler import upscale_array
     from upscaler._codec import decode
 
-    lines = []
-    for label, folder in folders.items():
-        images = [decode(p).pixels for p in sorted(folder.iterdir())]
-        upscale_array(images[0], FACTOR, "onnx")  # load and warm up
-        started = time.perf_counter()
-        mp = (
-            sum(
-                upscale_array(img, FACTOR, "onnx").shape[0] * img.shape[1] * FACTOR
-                for img in images
-            )
-            / 1e6
-        )
-        ours = (time.perf_counter() - started) / mp
-        out = subprocess.run(
-            [*peer_cmd(folder, folder, "png")[:5], "--in-memory"],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        seconds, pixels = out.stdout.split()
-        peer = float(seconds) / (float(pixels) / 1e6)
-        lines.append(
-            f"{label:<6} in memory: upscaler {ours * 1e3:.1f} ms/MP ({GFLOP_PER_OUTPUT_MP / ours:.0f} GFLOP/s), "
-            f"peer upsample() {peer * 1e3:.1f} ms/MP, ratio {ours / peer:.2f}"
-        )
-    return lines
+    images = [decode(p).pixels for p in sorted(folder.iterdir())]
+    upscale_array(images[0], FACTOR, "onnx")  # load and warm up
+    started = time.perf_counter()
+    pixels = sum(
+        upscale_array(img, FACTOR, "onnx").shape[0] * img.shape[1] * FACTOR for img in images
+    )
+    return (time.perf_counter() - started) / (pixels / 1e6)
+
+
+def _peer_in_memory(folder: Path) -> float:
+    """Seconds per output megapixel of the peer's upsample() on the same images."""
+    out = subprocess.run(
+        [*peer_cmd(folder, folder, "png")[:5], "--in-memory"],
+        capture_output=True,
+        text=True,
+    )
+    if out.returncode:
+        raise BenchmarkError(f"peer --in-memory exited {out.returncode}: {_last_line(out.stderr)}")
+    seconds, pixels = out.stdout.split()
+    return float(seconds) / (float(pixels) / 1e6)
 
 
 def matmul_gflops() -> str:
@@ -250,7 +325,24 @@ def main() -> int:
         type=Path,
         help="interpreter whose `upscaler` to time [default: a venv with this checkout installed]",
     )
+    parser.add_argument(
+        "--peer",
+        choices=("yes", "auto", "no"),
+        default="yes",
+        help="time the OpenCV peer: yes (build its venv from requirements/peer.txt if needed), "
+        "auto (only if that venv is already built and up to date), no [default: yes]",
+    )
     args = parser.parse_args()
+    try:
+        return _run(args)
+    except BenchmarkError as exc:
+        print(f"benchmark: {exc}", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    with_peer = args.peer == "yes" or (args.peer == "auto" and peer_ready())
+    peer = f"OpenCV {check_peer()}" if with_peer else f"not timed (--peer {args.peer})"
     script = args.ours_python.with_name("upscaler") if args.ours_python else installed_upscaler()
     n_small, n_large, runs = (4, 1, 1) if args.quick else (100, 10, args.runs)
     with tempfile.TemporaryDirectory() as tmp:
@@ -258,12 +350,12 @@ def main() -> int:
         folders = make_folders(work, n_small, n_large)
         print(
             f"machine: {_cpu_model()}, {os.cpu_count()} cores; {runs} alternating rounds; "
-            f"median of each; upscaler: {script}",
+            f"median of each; upscaler: {script}; peer: {peer}",
             flush=True,
         )
         for line in [
-            *end_to_end(folders, work, runs, script),
-            *in_memory(folders),
+            *end_to_end(folders, work, runs, script, with_peer),
+            *in_memory(folders, with_peer),
             matmul_gflops(),
             *startup(folders, work, script),
         ]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -146,6 +147,29 @@ def _chromium() -> str | None:
     return found
 
 
+def _chromium_flags(tmp_path: Path) -> list[str]:
+    return [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
+
+
+def _dump_dom(browser: str, flags: list[str], page: Path) -> str:
+    """The DOM of `page` after its load event (the page's script counts the loaded images)."""
+    return subprocess.run(
+        [browser, *flags, "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout
+
+
 def test_compare_set5_report_and_page(
     shared: Path, set5_x3: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -181,22 +205,8 @@ def test_compare_set5_report_and_page(
     browser = _chromium()
     if browser is None:
         pytest.skip("chromium not installed (apt-get install chromium)")
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ]
-    dom = subprocess.run(
-        [browser, *flags, "--dump-dom", (out / "index.html").as_uri()],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    ).stdout
+    flags = _chromium_flags(tmp_path)
+    dom = _dump_dom(browser, flags, out / "index.html")
     assert 'data-images="15"' in dom and 'data-loaded="15"' in dom  # every crop loaded
     shot = tmp_path / "page.png"
     subprocess.run(
@@ -211,6 +221,60 @@ def test_compare_set5_report_and_page(
         timeout=120,
     )
     assert shot.stat().st_size > 20_000
+
+
+#: File names that are not URLs as they stand: a fragment, a percent escape, a query, spaces,
+#: non-ASCII and an HTML special character.
+AWKWARD_NAMES = ["a#1.png", "b%41.png", "c?x.png", "d e.png", "a?b%20c#1.png", "é&ü.png"]
+
+
+def test_compare_page_loads_crops_of_awkward_file_names(tmp_path: Path) -> None:
+    hr = tmp_path / "hr"
+    hr.mkdir()
+    for seed, name in enumerate(AWKWARD_NAMES):
+        photo(64, 64, seed=seed).save(hr / name)
+    out = tmp_path / "cmp"
+    result = run_cli("compare", hr, "--factor", 2, "--backend", "bicubic", "-o", out)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((out / "report.json").read_text())
+    assert sorted(i["name"] for i in data["images"]) == sorted(AWKWARD_NAMES)
+    for image in data["images"]:
+        assert all((out / path).is_file() for path in image["crops"].values()), image["crops"]
+    page = (out / "index.html").read_text()
+    assert "<h3>a#1.png</h3>" in page and "<h3>é&amp;ü.png</h3>" in page  # shown as named
+    assert 'src="crops/a%231_ground_truth.png"' in page
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    dom = _dump_dom(browser, _chromium_flags(tmp_path), out / "index.html")
+    expected = 2 * len(AWKWARD_NAMES)  # ground truth and bicubic per image
+    srcs = re.findall(r'<img src="([^"]*)"', dom)
+    assert f'data-images="{expected}"' in dom and len(srcs) == expected, dom
+    loaded = re.search(r'data-loaded="(\d+)"', dom)
+    assert loaded is not None, dom
+    assert int(loaded.group(1)) == expected, f"{loaded.group(1)} of {expected} loaded: {srcs}"
+
+
+@pytest.mark.parametrize(
+    ("path", "url"),
+    [
+        ("crops/a#1_onnx.png", "crops/a%231_onnx.png"),
+        ("crops/b%41.png", "crops/b%2541.png"),
+        ("crops/c?x.png", "crops/c%3Fx.png"),
+        ("crops/d e.png", "crops/d%20e.png"),
+        ("crops/é&ü.png", "crops/%C3%A9%26%C3%BC.png"),
+        ("c:x.png", "c%3Ax.png"),  # not read as a URL scheme
+        ("a/b/c_d-e.f~g.png", "a/b/c_d-e.f~g.png"),  # separators and safe characters kept
+    ],
+)
+def test_url_quotes_each_path_segment(path: str, url: str) -> None:
+    from urllib.parse import unquote
+
+    from upscaler._compare import _url
+
+    assert _url(path) == url
+    assert unquote(_url(path)) == path
+    assert unquote(_url("a?b%20c#1.png")) == "a?b%20c#1.png"
 
 
 def test_compare_makes_low_resolution_inputs_itself(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import resource
 import shutil
@@ -12,6 +13,8 @@ import struct
 import subprocess
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -193,3 +196,131 @@ def test_second_run_on_the_same_output_waits_then_exits_3(tmp_path: Path) -> Non
     assert "another upscaler run is writing to" in result.stderr
     assert not (out / "a.png").exists()
     assert run_cli("batch", src, "-o", out, "--backend", "bicubic").returncode == 0
+
+
+@pytest.fixture()
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 4 MiB tmpfs: two 1024x1024 noisy PNG outputs (1.8 MB each) fit, a third does not."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    try:
+        mounted = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)],
+            capture_output=True,
+            text=True,
+        )
+        problem = mounted.stderr.strip() if mounted.returncode else None
+    except FileNotFoundError:
+        problem = "no mount command"
+    if problem is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI runs the tests as root and must test a full disk: {problem}")
+        pytest.skip(f"cannot mount a small tmpfs (needs root): {problem}")
+    try:
+        yield disk
+    finally:
+        if subprocess.run(["umount", str(disk)], capture_output=True).returncode:
+            subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+@contextmanager
+def _on_cores(count: int) -> Iterator[None]:
+    """Children started inside see at most `count` cores, so that at most `count` images are
+    in flight at once (one per core), however many cores the machine has."""
+    every = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, sorted(every)[:count])
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, every)
+
+
+DISK_FULL = " is full (No space left on device): the run stopped with "
+
+
+@pytest.mark.parametrize(
+    "engine",
+    [
+        pytest.param(("--jobs", "1"), id="threads"),
+        pytest.param(("--jobs", "2"), id="processes"),
+        pytest.param(("--engine", "dask", "--workers", "2"), id="dask"),
+    ],
+)
+def test_full_disk_stops_the_run_once_and_a_rerun_resumes(
+    small_disk: Path, tmp_path: Path, engine: tuple[str, ...]
+) -> None:
+    if "dask" in engine:
+        pytest.importorskip("distributed")
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(6):
+        photo(512, 512, seed=i).save(src / f"p{i}.png")
+    before = _digests(src)
+    out, report = small_disk / "out", tmp_path / "report.json"
+    args = ("batch", src, "-o", out, "--factor", 2, "--backend", "bicubic", *engine)
+    with _on_cores(2):
+        result = run_cli(*args, "--report", report)
+    assert result.returncode == 4, result.stderr
+    assert result.stderr.count(DISK_FULL) == 1, result.stderr
+    assert f"upscaler: error: output folder {out}{DISK_FULL}" in result.stderr
+    assert "No space left on device" not in result.stderr.replace(DISK_FULL, "")  # no per-image
+    assert "free some space and run the same command again" in result.stderr.lower()
+    assert "Traceback" not in result.stderr
+    written = sorted(p.name for p in out.glob("*.png"))
+    # Two fit (two were in flight at a time); after them, each of the two images in flight
+    # fails at most once, then nothing new starts. One only if two writes raced for the space.
+    assert 1 <= len(written) <= 2, written
+    assert sorted(p.name for p in out.iterdir()) == [".upscaler.lock", *written]  # no .tmp
+    data = json.loads(report.read_text())
+    statuses = {Path(r["src"]).name: r["status"] for r in data["images"]}
+    assert sorted(name for name, status in statuses.items() if status == "done") == written
+    assert all(status in ("done", "failed") for status in statuses.values())
+    failed = [r for r in data["images"] if r["status"] == "failed"]
+    assert failed and all(r["error"] == "No space left on device" for r in failed)
+    assert "disk_full" not in data["images"][0]  # not a report column
+    assert len(failed) <= 2
+    not_started = 6 - len(data["images"])
+    assert not_started >= 2  # the run stopped taking new images
+    done = f"{len(written)} of 6 images done (0 skipped as already done), {len(failed)} failed "
+    assert done in result.stderr
+    assert f"and {not_started} not started." in result.stderr
+    summary = f"{len(written)} done, 0 skipped, {len(failed)} failed"
+    assert result.stderr.splitlines()[-1].startswith(summary)
+    mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob("*.png")}
+
+    subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+    with _on_cores(2):
+        rerun = run_cli(*args, "--report", report)
+    assert rerun.returncode == 0, rerun.stderr
+    assert sorted(p.name for p in out.glob("*.png")) == [f"p{i}.png" for i in range(6)]
+    assert {p: (out / p).stat().st_mtime_ns for p in mtimes} == mtimes  # skipped, not redone
+    statuses = {Path(r["src"]).name: r["status"] for r in json.loads(report.read_text())["images"]}
+    assert statuses == {
+        f"p{i}.png": "skipped" if f"p{i}.png" in mtimes else "done" for i in range(6)
+    }
+    assert not list(out.glob(".*.tmp"))
+    assert _digests(src) == before  # inputs never modified
+
+
+def test_report_on_the_full_disk_is_one_line_and_exit_4(small_disk: Path, tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        photo(64, 64, seed=i).save(src / f"p{i}.png")
+    out, report = small_disk / "out", small_disk / "report.html"
+    out.mkdir()
+    fd = os.open(small_disk / "filler", os.O_WRONLY | os.O_CREAT)
+    with pytest.raises(OSError, match="No space left"):  # fill the disk to the last byte
+        while True:
+            os.write(fd, bytes(1 << 16))
+    os.close(fd)
+    result = run_cli(
+        "batch", src, "-o", out, "--factor", 2, "--backend", "bicubic", "--report", report, "-q"
+    )
+    assert result.returncode == 4, result.stderr
+    assert result.stderr.count(DISK_FULL) == 1, result.stderr
+    line = f"upscaler: error: cannot write the report {report}: No space left on device"
+    assert result.stderr.count(line) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "out"]  # no .tmp
+    assert [p.name for p in out.iterdir()] == [".upscaler.lock"]

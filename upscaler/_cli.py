@@ -165,7 +165,8 @@ def batch(**kwargs: object) -> None:
     folders are skipped; files that are not images are counted and skipped. INPUTS and the
     output may also be URLs of shared storage (s3://bucket/prefix, with the s3 extra).
     Exit status: 0 all done, 1 some images failed (the others were still written),
-    2 usage error, 3 another run holds the output folder, 130/143 stopped by SIGINT/SIGTERM.
+    2 usage error, 3 another run holds the output folder, 4 the disk is full (the run
+    stopped; free space and rerun to resume), 130/143 stopped by SIGINT/SIGTERM.
     """
     if kwargs["engine"] == "dask":
         _require_extra("dask", ("dask", "distributed"))

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import numpy as np
 from numpy.typing import NDArray
@@ -238,9 +239,18 @@ def _html(result: Comparison) -> str:
     )
 
 
+def _url(path: str) -> str:
+    """The relative URL of a `/`-separated path: each segment percent-quoted, `/` kept.
+
+    Without it a file named `a#1.png` would be read as `a` plus a fragment; `%`, `?`, `:`
+    and spaces are quoted too. Escape the result for HTML where it goes into an attribute.
+    """
+    return "/".join(quote(segment, safe="") for segment in path.split("/"))
+
+
 def _detail(image: dict[str, Any]) -> str:
     figures = "".join(
-        f'<figure><img src="{html.escape(src)}" alt="{html.escape(label)}">'
+        f'<figure><img src="{html.escape(_url(src))}" alt="{html.escape(label)}">'
         f"<figcaption>{html.escape(label)}</figcaption></figure>"
         for label, src in image["crops"].items()
     )

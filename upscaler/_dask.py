@@ -79,7 +79,7 @@ class DaskEngine:
                 yield run_job(job, settings)  # the skipped record, nothing read
             else:
                 todo.append(job)
-        if not todo or stop.signum is not None:
+        if not todo or stop.stopping:
             return
         with self._client() as client:
             yield from _Driver(client, _portable_settings(settings), stop).run(todo)
@@ -163,7 +163,7 @@ class _Driver:
 
         def watch() -> None:
             while not finished.wait(STOP_POLL):
-                if self.stop.signum is not None:
+                if self.stop.stopping:
                     self.client.run(stop_chunks, self.run_id)
                     return
 
@@ -177,10 +177,10 @@ class _Driver:
 
     def _fill(self) -> None:
         while self.queue and len(self.in_flight) < CHUNKS_PER_THREAD * self.threads:
-            if self.stop.signum is not None:
+            if self.stop.stopping:
                 return
             self._submit(self.queue.popleft())
-        if self.suspects and not self.queue and not self.in_flight and self.stop.signum is None:
+        if self.suspects and not self.queue and not self.in_flight and not self.stop.stopping:
             job = self.suspects.popleft()
             self.alone.add(job)
             self._submit([job])
@@ -256,6 +256,8 @@ def run_chunk(jobs: list[AnyJob], settings: Settings, run_id: str) -> list[Recor
         if run_id in _STOPPED:
             break
         records.append(run_job(job, on_worker))
+        if records[-1].disk_full is not None:  # the driver stops the run; this worker's
+            _STOPPED.add(run_id)  # chunks stop now rather than when the driver says so
     return records
 
 

@@ -25,9 +25,13 @@ class EngineError(UpscalerError):
 
 
 class StopFlag(Protocol):
-    """Set (to the signal number) when the run must take no new image (`_run.StopSignals`)."""
+    """Polled by engines: once `stopping`, the run takes no new image (`_run.StopSignals`).
 
-    signum: int | None
+    Set by SIGINT/SIGTERM or by the run itself (a full output disk).
+    """
+
+    @property
+    def stopping(self) -> bool: ...
 
 
 class Engine(Protocol):
@@ -36,7 +40,7 @@ class Engine(Protocol):
     def results(
         self, jobs: Sequence[AnyJob], settings: Settings, stop: StopFlag
     ) -> Iterator[Record]:
-        """One record per job (fewer if `stop` is set: the jobs not started get none)."""
+        """One record per job (fewer once `stop.stopping`: the jobs not started get none)."""
         ...
 
 

@@ -6,6 +6,7 @@ backend cache, so a process pool (or a distributed engine) can run it as it is.
 
 from __future__ import annotations
 
+import errno
 import glob
 import math
 import os
@@ -28,9 +29,13 @@ from ._errors import ImageError, UpscalerError
 from ._metrics import consistency_psnr, score
 from ._registry import load_backend
 
-__all__ = ["Record", "Settings", "is_up_to_date", "process_image"]
+__all__ = ["Record", "Settings", "is_disk_full", "is_up_to_date", "process_image"]
 
 Status = Literal["done", "skipped", "failed"]
+#: Errors that say the disk is full: every image after this one would fail the same way.
+DISK_FULL_ERRNOS = frozenset(
+    code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if code is not None
+)
 #: Default --max-pixels: 400 megapixels of output (6000x4000 at x4 is 384).
 DEFAULT_MAX_PIXELS = 400_000_000
 
@@ -74,6 +79,9 @@ class Record:
     psnr: float | None = None
     ssim: float | None = None
     psnr_rgb: float | None = None
+    #: The folder that could not be written because its disk is full (ENOSPC, EDQUOT): every
+    #: remaining image would fail too, so the run stops. Not a report column (`error` says it).
+    disk_full: str | None = field(default=None, metadata={"report": False})
 
 
 def is_up_to_date(job: Job) -> bool:
@@ -100,9 +108,10 @@ def process_image(
         canvas = _canvas_for(image.pixels, settings.factor)
         upscale_into(canvas, image.pixels, backend, settings.tile, settings.overlap, on_tiles)
         encode(canvas.output(), job.dst, image.metadata.scaled(settings.factor), settings.quality)
-    except Exception as exc:  # one image must never stop the run
+    except Exception as exc:  # one image never stops the run by itself (a full disk does)
         seconds = time.perf_counter() - started
-        return replace(base, status="failed", error=_message(exc), seconds=seconds)
+        full = str(job.dst.parent) if is_disk_full(exc) else None
+        return replace(base, status="failed", error=_message(exc), seconds=seconds, disk_full=full)
     try:  # the output is written: a scoring problem is a note, not a failure
         scores = _scores(image.pixels, canvas.output(), job, settings)
     except Exception as exc:
@@ -161,6 +170,18 @@ def find_reference(folder: Path, rel: Path) -> Path | None:
 
 def _round(value: float, digits: int = 4) -> float | None:
     return round(value, digits) if math.isfinite(value) else None
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """True for ENOSPC or EDQUOT, also when wrapped by another exception (raise ... from)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError) and current.errno in DISK_FULL_ERRNOS:
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _message(exc: Exception) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 from . import _storage as storage
 from ._codec import READABLE_SUFFIXES, output_suffix
 from ._discover import Discovery, Job, OutputInsideInput, add_job, discover
-from ._pipeline import Record, Settings, is_up_to_date, process_image
+from ._pipeline import Record, Settings, is_disk_full, is_up_to_date, process_image
 from ._storage import is_url
 
 __all__ = ["AnyJob", "RemoteJob", "find_jobs", "is_done", "run_job"]
@@ -132,7 +132,19 @@ def run_job(
         return process_image(job, settings, on_tiles)
     if settings.skip_existing and is_done(job):
         return Record(job.src, job.dst, "skipped", backend=settings.backend, factor=settings.factor)
-    with tempfile.TemporaryDirectory(prefix="upscaler-") as tmp:
+    try:
+        staging = tempfile.TemporaryDirectory(prefix="upscaler-")
+    except OSError as exc:  # a full disk stops the run (`Record.disk_full`), else: this job
+        return Record(
+            job.src,
+            job.dst,
+            "failed",
+            f"cannot make a temporary folder: {exc.strerror or exc}",
+            backend=settings.backend,
+            factor=settings.factor,
+            disk_full=tempfile.gettempdir() if is_disk_full(exc) else None,
+        )
+    with staging as tmp:
         record = _staged(job, replace(settings, skip_existing=False), Path(tmp), on_tiles)
     return replace(record, src=job.src, dst=job.dst)
 
@@ -143,12 +155,19 @@ def _staged(
     src = tmp / "in" / posixpath.basename(job.src) if is_url(job.src) else Path(job.src)
     dst = tmp / "out" / posixpath.basename(job.dst) if is_url(job.dst) else Path(job.dst)
     failed = Record(job.src, job.dst, "failed", backend=settings.backend, factor=settings.factor)
+    #: A full staging disk stops the run as a full output disk does (`Record.disk_full`).
+    staging = str(tmp.parent)
     try:
         if is_url(job.src):
             storage.download(job.src, src)
     except Exception as exc:  # missing object, no permission, network...
+        if is_disk_full(exc):
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            return replace(failed, error=f"cannot download: {reason}", disk_full=staging)
         return replace(failed, error=f"cannot read: {type(exc).__name__}: {exc}")
     record = process_image(Job(src, dst, job.rel), settings, on_tiles)
+    if record.disk_full is not None and Path(record.disk_full).is_relative_to(tmp):
+        record = replace(record, disk_full=staging)  # `tmp` itself is gone when the run hears
     try:
         if record.status == "done" and is_url(job.dst):
             storage.upload(dst, job.dst)

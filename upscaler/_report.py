@@ -11,7 +11,7 @@ import statistics
 import tempfile
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, fields
+from dataclasses import Field, asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -84,12 +84,19 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def _json(records: Sequence[Record], summary: dict[str, Any]) -> str:
-    return json.dumps({"summary": summary, "images": [asdict(r) for r in records]}, indent=2) + "\n"
+    names = {f.name for f in _reported()}
+    images = [{k: v for k, v in asdict(r).items() if k in names} for r in records]
+    return json.dumps({"summary": summary, "images": images}, indent=2) + "\n"
+
+
+def _reported() -> list[Field[Any]]:
+    """The fields of `Record` that are report columns (not those marked `report: False`)."""
+    return [f for f in fields(Record) if f.metadata.get("report", True)]
 
 
 def _columns() -> list[str]:
     names = []
-    for f in fields(Record):
+    for f in _reported():
         if f.name.endswith("_size"):
             prefix = f.name.removesuffix("_size")
             names += [f"{prefix}_width", f"{prefix}_height"]
@@ -100,7 +107,7 @@ def _columns() -> list[str]:
 
 def _row(r: Record) -> list[Any]:
     row: list[Any] = []
-    for f in fields(Record):
+    for f in _reported():
         value = getattr(r, f.name)
         if f.name.endswith("_size"):
             row += list(value) if value else ["", ""]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +23,7 @@ from ._discover import Discovery, Job
 from ._engines import EngineError, create_engine, engine_problem
 from ._errors import UpscalerError
 from ._lock import LockTimeout, hold_lock
-from ._pipeline import Record, Settings
+from ._pipeline import Record, Settings, is_disk_full
 from ._registry import load_backend
 from ._remote import AnyJob, find_jobs, run_job
 from ._report import REPORT_SUFFIXES, summarise, summary_line, write_report
@@ -32,7 +33,7 @@ if TYPE_CHECKING:  # tqdm and the process pool are imported only when used: fast
 
 __all__ = ["BatchRequest", "run_batch"]
 
-EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_LOCKED = 0, 1, 2, 3
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_DISK_FULL = 0, 1, 2, 3, 4
 #: Lock file in each output folder (hidden: never taken for an input).
 LOCK_NAME = ".upscaler.lock"
 #: Images with more tiles than this get a second progress bar over their tiles.
@@ -133,6 +134,15 @@ def run_batch(req: BatchRequest) -> int:
             err=True,
         )
         return EXIT_LOCKED
+    except OSError as exc:  # the output folder or its lock file cannot even be created
+        if not is_disk_full(exc):
+            raise
+        click.echo(
+            f"upscaler: error: cannot create {exc.filename or 'the output folder'}: "
+            f"{exc.strerror}: free some space and run the same command again",
+            err=True,
+        )
+        return EXIT_DISK_FULL
 
 
 @contextmanager
@@ -165,36 +175,92 @@ def _process_all(req: BatchRequest, settings: Settings, found: Discovery) -> int
         click.echo(f"{r.src}: {r.error}", err=True)
     started = time.perf_counter()
     bar = _image_bar(req, len(found.jobs))
+    full: Record | None = None  # the first image that found the disk full
     with StopSignals() as stop:
         try:
             for record in _results(req, settings, found.jobs, bar, stop):
                 records.append(record)
+                if record.disk_full is not None and full is None:
+                    full = record
+                    stop.halt()  # every image after it would fail the same way
                 _announce(record, req, bar)
         finally:
             if bar is not None:
                 bar.close()
     summary = summarise(records, time.perf_counter() - started, len(found.not_images))
+    if full is not None:
+        click.echo(_disk_full_message(full, records, found), err=True)
     order = {str(job.src): i for i, job in enumerate(found.jobs)}
     records.sort(key=lambda r: order.get(r.src, -1))  # input order, whatever finished first
-    if req.report:
-        write_report(req.report, records, summary)
+    report_status = _report(req.report, records, summary) if req.report else EXIT_OK
     if not req.quiet:
         click.echo(summary_line(summary), err=True)
+    if full is not None or report_status == EXIT_DISK_FULL:
+        return EXIT_DISK_FULL  # before 130/143: the next run needs space first
     if stop.signum is not None:
         return 128 + stop.signum  # 130 for SIGINT, 143 for SIGTERM
-    return EXIT_SOME_FAILED if summary["failed"] else EXIT_OK
+    return EXIT_SOME_FAILED if summary["failed"] or report_status else EXIT_OK
+
+
+def _report(path: Path, records: list[Record], summary: dict[str, Any]) -> int:
+    """Write the report: EXIT_OK, or one line on stderr and the status its failure calls for."""
+    try:
+        write_report(path, records, summary)
+    except OSError as exc:  # on the full disk too, or not writable: say so, no traceback
+        reason = exc.strerror or str(exc)
+        click.echo(f"upscaler: error: cannot write the report {path}: {reason}", err=True)
+        return EXIT_DISK_FULL if is_disk_full(exc) else EXIT_SOME_FAILED
+    return EXIT_OK
+
+
+def _disk_full_message(first: Record, records: list[Record], found: Discovery) -> str:
+    """The one line that says the run stopped for a full disk, and that a rerun resumes."""
+    folder = _full_folder(first.disk_full or first.dst, found.roots)
+    done = sum(r.status == "done" for r in records)
+    skipped = sum(r.status == "skipped" for r in records)
+    lacking = sum(r.disk_full is not None for r in records)
+    not_started = len(found.problems) + len(found.jobs) - len(records)
+    return (
+        f"upscaler: error: {folder} is full ({first.error}): the run stopped with {done} of "
+        f"{len(found.jobs)} images done ({skipped} skipped as already done), {lacking} failed "
+        f"for lack of space and {not_started} not started. Free some space and run the same "
+        "command again: it skips the finished outputs and carries on where it stopped."
+    )
+
+
+def _full_folder(folder: str, roots: list[Path]) -> str:
+    """The output folder (as given) that holds `folder`, or the staging temporary folder."""
+    where = Path(os.path.abspath(folder))
+    for root in sorted(roots, key=lambda r: len(Path(os.path.abspath(r)).parts), reverse=True):
+        if where.is_relative_to(os.path.abspath(root)):
+            return f"output folder {root}"
+    if where == Path(os.path.abspath(tempfile.gettempdir())):
+        return f"temporary folder {where} (where URL inputs and outputs are staged)"
+    return f"folder {where}"
 
 
 class StopSignals:
-    """While active, SIGINT/SIGTERM ask the run to stop after the image(s) in flight.
+    """The run's stop flag (`_engines.StopFlag`): once `stopping`, no new image is started.
 
-    A second signal exits at once, without a report, as a user pressing Ctrl-C twice wants
-    (outputs being written are hidden temporary files, replaced by the next run).
+    While active, SIGINT/SIGTERM set it (`signum`), and so does `halt` (the run itself, when
+    the output disk is full). A second signal exits at once, without a report, as a user
+    pressing Ctrl-C twice wants (outputs being written are hidden temporary files, replaced by
+    the next run).
     """
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.halted = False
         self._previous: dict[int, Any] = {}
+
+    @property
+    def stopping(self) -> bool:
+        """True once a signal came or `halt` was called."""
+        return self.halted or self.signum is not None
+
+    def halt(self) -> None:
+        """Stop for a reason of the run's own: the images in flight finish, no new one starts."""
+        self.halted = True
 
     def __enter__(self) -> StopSignals:
         if threading.current_thread() is threading.main_thread():
@@ -234,21 +300,30 @@ def _results(
 def _in_processes(
     req: BatchRequest, settings: Settings, jobs: list[AnyJob], stop: StopSignals
 ) -> Iterator[Record]:
-    """`--jobs N`: one image per worker process (spawned: no inherited threads or locks)."""
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    """`--jobs N`: one image per worker process (spawned: no inherited threads or locks).
+
+    Images are handed to the pool one per free worker, so that a stop (signal, full disk)
+    leaves nothing queued: the pool commits whatever it has queued to a worker.
+    """
+    from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
     pool = ProcessPoolExecutor(
         req.jobs, mp_context=get_context("spawn"), initializer=_ignore_sigint
     )
+    todo, pending = iter(jobs), dict[Future[Record], AnyJob]()
     try:
-        futures = {pool.submit(run_job, job, settings): job for job in jobs}
-        for future in as_completed(futures):
-            if stop.signum is not None:
-                for pending in futures:
-                    pending.cancel()  # those not started; the running ones finish
-            if not future.cancelled():
-                yield _outcome(future, futures[future])
+        while True:
+            while len(pending) < req.jobs and not stop.stopping:
+                job = next(todo, None)
+                if job is None:
+                    break
+                pending[pool.submit(run_job, job, settings)] = job
+            if not pending:
+                return
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield _outcome(future, pending.pop(future))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -263,7 +338,7 @@ def _in_process(
     pool = ThreadPoolExecutor(workers, thread_name_prefix="upscaler")
     try:
         while waiting or pending:
-            while waiting and stop.signum is None and _admits(pending, waiting[1], workers):
+            while waiting and not stop.stopping and _admits(pending, waiting[1], workers):
                 future = pool.submit(run_job, waiting[0], settings, bars.progress())
                 pending[future], waiting = waiting[1], next(sized, None)
             if not pending:
@@ -351,7 +426,9 @@ def _tile_progress(line: Callable[[], int]) -> Callable[[int, int], None]:
 
 
 def _announce(record: Record, req: BatchRequest, bar: tqdm | None) -> None:
-    if record.status == "failed":
+    if record.disk_full is not None:
+        pass  # said once for the run, after the images in flight (`_disk_full_message`)
+    elif record.status == "failed":
         message = f"{record.src}: {record.error}"
         bar.write(message, file=sys.stderr) if bar is not None else click.echo(message, err=True)
     elif bar is None and not req.quiet:
