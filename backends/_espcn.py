@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from upscaler._errors import BackendError
 
-__all__ = ["ESPCN_HALO", "ESPCN_TILE", "EspcnBackend", "check_factor"]
+__all__ = ["ESPCN_HALO", "ESPCN_TILE", "EspcnBackend", "check_factor", "fp32_only"]
 
 #: Receptive field of ESPCN around one input pixel: 5x5, 3x3, 3x3, 3x3 convolutions.
 ESPCN_HALO = 5
@@ -31,10 +31,20 @@ def check_factor(
         raise BackendError(f"{source} upscales by {got}, not {factor}")
 
 
+def fp32_only(precision: str, backend: str) -> str:
+    """ "fp32" for `auto` or `fp32`; a clear refusal for a precision this backend cannot run."""
+    if precision in ("auto", "fp32"):
+        return "fp32"
+    hint = " (bf16: --backend openvino)" if precision == "bf16" else ""
+    raise BackendError(f"the {backend} backend runs fp32 only, not {precision}{hint}")
+
+
 class EspcnBackend:
     """Luma in, upscaled luma out; subclasses run the model in `run`."""
 
     halo: int | None = ESPCN_HALO
+    #: The arithmetic the network runs in: "fp32" or "bf16".
+    precision: str = "fp32"
     channels: Literal["y", "color"] = "y"
     default_tile: int = ESPCN_TILE
     thread_safe: bool = False

@@ -9,6 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from upscaler._backend import BackendOptions
+from upscaler._errors import BackendError
 from upscaler._resize import BICUBIC_HALO, bicubic_upscale
 
 __all__ = ["BicubicBackend", "plugin"]
@@ -23,6 +24,7 @@ class BicubicBackend:
     channels: Literal["y", "color"] = "color"
     default_tile: int = 1024
     thread_safe: bool = True
+    precision: str = "fp32"
 
     def upscale(self, tiles: NDArray[np.float32]) -> NDArray[np.float32]:
         return bicubic_upscale(tiles, self.factor)
@@ -34,7 +36,14 @@ class _Plugin:
     def unavailable_reason(self) -> str | None:
         return None
 
+    def precision(self, wanted: str = "auto") -> str:
+        """What `wanted` runs as here: fp32, or a BackendError."""
+        if wanted not in ("auto", "fp32"):
+            raise BackendError(f"the bicubic backend runs fp32 only, not {wanted}")
+        return "fp32"
+
     def create(self, factor: int, options: BackendOptions) -> BicubicBackend:
+        self.precision(options.precision)
         return BicubicBackend(factor)
 
 

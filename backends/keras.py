@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 from upscaler._backend import BackendOptions
 from upscaler._errors import BackendError
 
-from ._espcn import EspcnBackend, check_factor
+from ._espcn import EspcnBackend, check_factor, fp32_only
 
 __all__ = ["KerasBackend", "plugin"]
 
@@ -44,6 +44,10 @@ def _set_threads(threads: int | None) -> None:
 class _Plugin:
     factors = (2, 3, 4)
 
+    def precision(self, wanted: str = "auto") -> str:
+        """What `wanted` runs as here: fp32, or a BackendError."""
+        return fp32_only(wanted, "keras")
+
     def unavailable_reason(self) -> str | None:
         missing = [m for m in ("tensorflow", "keras") if importlib.util.find_spec(m) is None]
         if missing:
@@ -51,6 +55,7 @@ class _Plugin:
         return None
 
     def create(self, factor: int, options: BackendOptions) -> KerasBackend:
+        fp32_only(options.precision, "keras")
         if options.device != "cpu":
             raise BackendError(
                 "the keras backend runs on the CPU here; use --backend onnx --device cuda"

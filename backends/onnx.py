@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 from upscaler._backend import BackendOptions
 from upscaler._errors import BackendError
 
-from ._espcn import EspcnBackend, check_factor
+from ._espcn import EspcnBackend, check_factor, fp32_only
 
 __all__ = ["OnnxBackend", "plugin"]
 
@@ -46,12 +46,17 @@ def _providers(device: str) -> list[str]:
 class _Plugin:
     factors = (2, 3, 4)
 
+    def precision(self, wanted: str = "auto") -> str:
+        """What `wanted` runs as here: fp32, or a BackendError."""
+        return fp32_only(wanted, "onnx")
+
     def unavailable_reason(self) -> str | None:
         if importlib.util.find_spec("onnxruntime") is None:
             return "needs `pip install onnxruntime`"
         return None
 
     def create(self, factor: int, options: BackendOptions) -> OnnxBackend:
+        fp32_only(options.precision, "onnx")
         import onnxruntime as ort
 
         from upscaler.weights import shipped_weights

@@ -3,7 +3,7 @@
 Budget (issue 5): 1.5 x the output's raw 8-bit RGB size + 300 MB = 1.5 x 648 MB + 300 MB.
 Measured with /usr/bin/time -v (maximum resident set size) around the installed command.
 
-    python benchmarks/large_image_memory.py [--format jpg] [--format png]
+    python benchmarks/large_image_memory.py [--format jpg] [--format png] [--backend onnx]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def make_input(folder: Path) -> Path:
     return src
 
 
-def peak_rss(folder: Path, fmt: str) -> tuple[int, float, str]:
+def peak_rss(folder: Path, fmt: str, backend: str | None) -> tuple[int, float, str]:
     """(max RSS in bytes, wall seconds, summary line) of one run."""
     upscaler = shutil.which("upscaler", path=str(Path(sys.executable).parent)) or "upscaler"
     cmd = [
@@ -43,8 +43,7 @@ def peak_rss(folder: Path, fmt: str) -> tuple[int, float, str]:
         str(folder / f"out-{fmt}"),
         "--factor",
         str(FACTOR),
-        "--backend",
-        "onnx",
+        *(["--backend", backend] if backend else []),
         "--format",
         fmt,
         "--overwrite",
@@ -63,14 +62,16 @@ def peak_rss(folder: Path, fmt: str) -> tuple[int, float, str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--format", action="append", choices=["jpg", "png", "webp", "tiff"])
-    formats = parser.parse_args().format or ["jpg", "png"]
+    parser.add_argument("--backend", help="backend to run [default: upscaler's default here]")
+    args = parser.parse_args()
+    formats = args.format or ["jpg", "png"]
     raw = WIDTH * FACTOR * HEIGHT * FACTOR * 3
     budget = 1.5 * raw + 300e6
     over = False
     with tempfile.TemporaryDirectory() as tmp:
         make_input(Path(tmp))
         for fmt in formats:
-            peak, seconds, summary = peak_rss(Path(tmp), fmt)
+            peak, seconds, summary = peak_rss(Path(tmp), fmt, args.backend)
             over |= peak > budget
             print(
                 f"{fmt}: peak RSS {peak / 1e9:.3f} GB (budget {budget / 1e9:.3f} GB, "

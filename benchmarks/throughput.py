@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -196,13 +197,9 @@ def output_megapixels(folder: Path) -> float:
 
 
 def end_to_end(
-    folders: dict[str, Path], work: Path, runs: int, script: Path, with_peer: bool
+    folders: dict[str, Path], work: Path, runs: int, script: Path, ours: list[str], with_peer: bool
 ) -> list[str]:
-    names = (
-        ("upscaler onnx", PEER, "upscaler bicubic")
-        if with_peer
-        else ("upscaler onnx", "upscaler bicubic")
-    )
+    names = [f"upscaler {b}" for b in ours] + ([PEER] if with_peer else []) + ["upscaler bicubic"]
     contenders = {
         (name, fmt): lambda f, o, fmt=fmt, name=name: (
             peer_cmd(f, o, fmt)
@@ -235,31 +232,55 @@ def end_to_end(
     return lines
 
 
-def in_memory(folders: dict[str, Path], with_peer: bool) -> list[str]:
+def in_memory(folders: dict[str, Path], ours: list[str], with_peer: bool) -> list[str]:
     """Per output megapixel: our engine on decoded images against the peer's upsample()."""
     lines = []
     for label, folder in folders.items():
-        ours = _ours_in_memory(folder)
-        line = f"{label:<6} in memory: upscaler {ours * 1e3:.1f} ms/MP ({GFLOP_PER_OUTPUT_MP / ours:.0f} GFLOP/s)"
+        ms = {backend: _ours_in_memory(folder, backend) for backend in ours}
+        parts = [
+            f"upscaler {b} {s * 1e3:.1f} ms/MP ({GFLOP_PER_OUTPUT_MP / s:.0f} GFLOP/s)"
+            for b, s in ms.items()
+        ]
         if with_peer:
             peer = _peer_in_memory(folder)
-            line += f", peer upsample() {peer * 1e3:.1f} ms/MP, ratio {ours / peer:.2f}"
-        lines.append(line)
+            ratios = ", ".join(f"{b} {s / peer:.2f}" for b, s in ms.items())
+            parts.append(f"peer upsample() {peer * 1e3:.1f} ms/MP, ratio {ratios}")
+        lines.append(f"{label:<6} in memory: " + ", ".join(parts))
     return lines
 
 
-def _ours_in_memory(folder: Path) -> float:
+def _ours_in_memory(folder: Path, backend: str) -> float:
     """Seconds per output megapixel of upscale_array on the folder's decoded images."""
     from upscaler import upscale_array
     from upscaler._codec import decode
 
     images = [decode(p).pixels for p in sorted(folder.iterdir())]
-    upscale_array(images[0], FACTOR, "onnx")  # load and warm up
+    upscale_array(images[0], FACTOR, backend)  # load and warm up
     started = time.perf_counter()
     pixels = sum(
-        upscale_array(img, FACTOR, "onnx").shape[0] * img.shape[1] * FACTOR for img in images
+        upscale_array(img, FACTOR, backend).shape[0] * img.shape[1] * FACTOR for img in images
     )
     return (time.perf_counter() - started) / (pixels / 1e6)
+
+
+def network_only(ours: list[str]) -> str:
+    """The network alone on 4x266x266 luma tiles, all cores, each backend in this process."""
+    from upscaler._backend import BackendOptions
+    from upscaler._registry import load_backend
+
+    tiles = np.random.default_rng(0).random((4, 266, 266, 1), dtype=np.float32)
+    mp = tiles.size * FACTOR**2 / 1e6
+    backends = {b: load_backend(b, FACTOR, BackendOptions(threads=os.cpu_count())) for b in ours}
+    times: dict[str, list[float]] = {b: [] for b in ours}
+    for _ in range(12):  # alternating
+        for name, backend in backends.items():
+            started = time.perf_counter()
+            backend.upscale(tiles)
+            times[name].append(time.perf_counter() - started)
+    ms = {b: statistics.median(t[2:]) / mp * 1e3 for b, t in times.items()}
+    parts = [f"{b} ({getattr(backends[b], 'precision', '?')}) {ms[b]:.1f} ms/MP" for b in ours]
+    ratio = f", ratio {ms[ours[0]] / ms['onnx']:.2f} to onnx" if ours[0] != "onnx" else ""
+    return f"network only, 4x266x266 tiles, {os.cpu_count()} threads: " + ", ".join(parts) + ratio
 
 
 def _peer_in_memory(folder: Path) -> float:
@@ -292,16 +313,22 @@ def matmul_gflops() -> str:
     return f"numpy float32 4096x4096 matrix product: {float(out.stdout):.0f} GFLOP/s"
 
 
-def startup(folders: dict[str, Path], work: Path, script: Path) -> list[str]:
+def startup(folders: dict[str, Path], work: Path, script: Path, ours: list[str]) -> list[str]:
     help_runs = [timed([str(script), "--help"]).seconds for _ in range(5)]
     one = work / "one"
     one.mkdir()
     shutil.copy(next(folders["small"].iterdir()), one)
-    single = [
-        timed(upscaler_cmd(script, one, work / "one-out", "onnx", "png")).seconds for _ in range(3)
-    ]
-    help_s, single_s = statistics.median(help_runs), statistics.median(single)
-    return [f"upscaler --help: {help_s:.3f} s; one image with onnx: {single_s:.3f} s"]
+    line = f"upscaler --help: {statistics.median(help_runs):.3f} s; one image:"
+    for backend in ours:
+        cmd = upscaler_cmd(script, one, work / "one-out", backend, "png")
+        line += f" {backend} {statistics.median(timed(cmd).seconds for _ in range(3)):.3f} s,"
+    return [line.rstrip(",")]
+
+
+def _precision_of(backend: str) -> str:
+    from upscaler._registry import auto_precision, load_plugin
+
+    return auto_precision(load_plugin(backend)) or "?"
 
 
 def _cpu_model() -> str:
@@ -344,20 +371,27 @@ def _run(args: argparse.Namespace) -> int:
     with_peer = args.peer == "yes" or (args.peer == "auto" and peer_ready())
     peer = f"OpenCV {check_peer()}" if with_peer else f"not timed (--peer {args.peer})"
     script = args.ours_python.with_name("upscaler") if args.ours_python else installed_upscaler()
+    from upscaler._precision import bf16_features, default_backend
+
+    # The default backend (openvino where bfloat16 is native), then the mission's onnx.
+    ours = list(dict.fromkeys([default_backend(), "onnx"]))
     n_small, n_large, runs = (4, 1, 1) if args.quick else (100, 10, args.runs)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         folders = make_folders(work, n_small, n_large)
         print(
-            f"machine: {_cpu_model()}, {os.cpu_count()} cores; {runs} alternating rounds; "
-            f"median of each; upscaler: {script}; peer: {peer}",
+            f"machine: {_cpu_model()}, {os.cpu_count()} cores, native bfloat16: "
+            f"{', '.join(bf16_features()) or 'none'}; default backend {ours[0]} "
+            f"({_precision_of(ours[0])}); {runs} alternating rounds; median of each; "
+            f"upscaler: {script}; peer: {peer}",
             flush=True,
         )
         for line in [
-            *end_to_end(folders, work, runs, script, with_peer),
-            *in_memory(folders, with_peer),
+            *end_to_end(folders, work, runs, script, ours, with_peer),
+            *in_memory(folders, ours, with_peer),
+            network_only(ours),
             matmul_gflops(),
-            *startup(folders, work, script),
+            *startup(folders, work, script, ours),
         ]:
             print(line, flush=True)
     return 0

@@ -19,13 +19,16 @@ def test_upscale_image_matches_the_cli(tmp_path: Path) -> None:
     photo(45, 31, "RGBA").save(src / "a.png")
     assert run_cli("batch", src, "-o", tmp_path / "out", "--factor", 2, "-q").returncode == 0
     with Image.open(src / "a.png") as im:
-        api = upscaler.upscale_image(im, factor=2, backend="onnx")
+        api = upscaler.upscale_image(im, factor=2)  # the same default backend as the CLI
     assert isinstance(api, Image.Image) and api.mode == "RGBA" and api.size == (90, 62)
     with Image.open(tmp_path / "out" / "a.png") as cli:
         assert np.array_equal(np.asarray(api), np.asarray(cli))
 
 
-def test_images_processed_at_the_same_time_match_the_api_one_by_one(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["onnx", "openvino"])
+def test_images_processed_at_the_same_time_match_the_api_one_by_one(
+    tmp_path: Path, backend: str
+) -> None:
     """`upscaler batch` runs one image per core on threads; each output is still exact."""
     src = tmp_path / "in"
     src.mkdir()
@@ -33,10 +36,11 @@ def test_images_processed_at_the_same_time_match_the_api_one_by_one(tmp_path: Pa
     for i, (w, h) in enumerate(sizes):
         photo(w, h, seed=i).save(src / f"p{i}.png")
     report = tmp_path / "r.json"
-    assert run_cli("batch", src, "-o", tmp_path / "out", "--report", report).returncode == 0
+    ran = run_cli("batch", src, "-o", tmp_path / "out", "--report", report, "--backend", backend)
+    assert ran.returncode == 0, ran.stderr
     for i in range(len(sizes)):
         with Image.open(src / f"p{i}.png") as im:
-            api = upscaler.upscale_image(im, factor=3, backend="onnx")
+            api = upscaler.upscale_image(im, factor=3, backend=backend)
         with Image.open(tmp_path / "out" / f"p{i}.png") as cli:
             assert np.array_equal(np.asarray(api), np.asarray(cli)), f"p{i}.png"
     order = [Path(r["src"]).name for r in json.loads(report.read_text())["images"]]

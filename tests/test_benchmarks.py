@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
+from upscaler._precision import default_backend
 
 WITH_PEER = os.environ.get("UPSCALER_BENCHMARK_PEER") == "1"
 needs_peer = pytest.mark.skipif(
@@ -47,21 +48,22 @@ def test_throughput_benchmark_runs_on_tiny_folders() -> None:
     timed_peer = "peer: OpenCV 4." in out.stdout.splitlines()[0]
     assert timed_peer or not WITH_PEER, out.stdout
     rows = [line.split() for line in out.stdout.splitlines()]
-    contenders = {
-        (r[0], r[1] + " " + r[2], r[3])
-        for r in rows
-        if r and r[0] in ("small", "large") and len(r) == 8 and r[1] != "in"
-    }
-    assert len(contenders) == 2 * (3 if timed_peer else 2) * 2  # folders x contenders x formats
-    ratios = [r[-1] for r in rows if len(r) == 8 and r[0] in ("small", "large") and r[1] != "in"]
+    table = [r for r in rows if r and r[0] in ("small", "large") and len(r) == 8 and r[1] != "in"]
+    names = {r[1] + " " + r[2] for r in table}
+    ours = {"upscaler onnx", f"upscaler {default_backend()}"}
+    assert names == ours | {"upscaler bicubic"} | ({"opencv peer"} if timed_peer else set())
+    assert len(table) == 2 * len(names) * 2  # folders x contenders x formats, once each
+    ratios = [r[-1] for r in table]
     if timed_peer:
-        assert all(float(r[-1]) == 1.0 for r in rows if len(r) == 8 and r[1] == "opencv")
+        assert all(float(r[-1]) == 1.0 for r in table if r[1] == "opencv")
         assert all(float(x) > 0 for x in ratios)
     else:
         assert set(ratios) == {"-"}
     in_memory = [line for line in out.stdout.splitlines() if "in memory" in line]
     assert len(in_memory) == 2
     assert all(("peer upsample()" in line) == timed_peer for line in in_memory)
+    assert sum(line.startswith("network only") for line in out.stdout.splitlines()) == 1
+    assert f"default backend {default_backend()} (" in out.stdout.splitlines()[0]
     assert "GFLOP/s" in out.stdout and "upscaler --help:" in out.stdout
 
 

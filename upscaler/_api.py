@@ -11,36 +11,39 @@ from PIL import Image
 from ._backend import BackendOptions
 from ._codec import pil_to_pixels, pixels_to_pil
 from ._engine import upscale_pixels
+from ._precision import default_backend
 from ._registry import load_backend
 
 __all__ = ["upscale_array", "upscale_image"]
-
-DEFAULT_BACKEND = "onnx"
 
 
 def upscale_array(
     pixels: NDArray[Any],
     factor: int = 3,
-    backend: str = DEFAULT_BACKEND,
+    backend: str | None = None,
     *,
     tile: int | None = None,
     overlap: int | None = None,
     weights: Path | None = None,
     device: str = "cpu",
     threads: int | None = None,
+    precision: str = "auto",
 ) -> NDArray[Any]:
     """Upscale an (H, W) or (H, W, C) uint8/uint16/float32 array (C: 2=LA, 3=RGB, 4=RGBA).
 
-    float32 values are taken to be in [0, 1]. Returns the same dtype and channels.
+    float32 values are taken to be in [0, 1]. Returns the same dtype and channels. The
+    backend defaults to `upscaler batch`'s: openvino (bfloat16) where the CPU computes
+    bfloat16 natively, else onnx.
     """
-    options = BackendOptions(weights=weights, device=device, threads=threads)
-    return upscale_pixels(pixels, load_backend(backend, factor, options), tile, overlap)
+    options = BackendOptions(weights=weights, device=device, threads=threads, precision=precision)
+    loaded = load_backend(backend or default_backend(device), factor, options)
+    return upscale_pixels(pixels, loaded, tile, overlap)
 
 
 def upscale_image(
     image: Image.Image,
     factor: int = 3,
-    backend: str = DEFAULT_BACKEND,
+    backend: str | None = None,
     **options: object,
 ) -> Image.Image:
     """Upscale a PIL image; keyword options as for `upscale_array`.

@@ -27,6 +27,12 @@ class BackendOptions:
     weights: Path | None = None
     device: str = "cpu"
     threads: int | None = None
+    #: "auto" (the backend's best on this machine), "fp32" or "bf16"; a backend refuses a
+    #: precision it cannot run rather than run another one.
+    precision: str = "auto"
+    #: Images this process runs through the backend at the same time (threads calling
+    #: `upscale`); None: as many as `threads` leaves cores for.
+    concurrent: int | None = None
 
 
 @runtime_checkable

@@ -12,8 +12,8 @@ from typing import NoReturn
 import click
 
 from . import __version__
+from ._precision import PRECISIONS, default_backend
 
-DEFAULT_BACKEND = "onnx"
 FORMAT_CHOICES = ["same", "png", "jpg", "webp", "tiff"]
 
 
@@ -60,9 +60,16 @@ def cli() -> None:
 @factor_option
 @click.option(
     "--backend",
-    default=DEFAULT_BACKEND,
+    help="Backend name (see `upscaler backends`) [default: openvino where the CPU computes "
+    "bfloat16 natively (AVX512-BF16, AMX), else onnx].",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(PRECISIONS),
+    default="auto",
     show_default=True,
-    help="Backend name (see `upscaler backends`).",
+    help="Arithmetic of the network: auto is bf16 where the CPU has it natively (openvino "
+    "backend), else fp32.",
 )
 @click.option(
     "--weights",
@@ -172,6 +179,7 @@ def batch(**kwargs: object) -> None:
         _require_extra("dask", ("dask", "distributed"))
     from ._run import BatchRequest, run_batch
 
+    kwargs["backend"] = kwargs["backend"] or default_backend(str(kwargs["device"]))
     sys.exit(run_batch(BatchRequest(**kwargs)))  # type: ignore[arg-type]
 
 
@@ -239,13 +247,21 @@ def compare(
 
 @cli.command()
 def backends() -> None:
-    """List the registered backends, their factors and whether they can run here."""
+    """List the registered backends: factors, precision here, whether they can run here."""
+    from ._precision import bf16_features
     from ._registry import describe_backends
 
+    default = default_backend()
     for info in describe_backends():
         factors = ",".join(f"x{f}" for f in info.factors) or "-"
         state = "available" if info.problem is None else f"unavailable: {info.problem}"
-        click.echo(f"{info.name:<12} {factors:<10} {state}  [{info.distribution}]")
+        mark = "  (default)" if info.name == default else ""
+        click.echo(
+            f"{info.name:<12} {factors:<10} {info.precision or '-':<5} {state}  "
+            f"[{info.distribution}]{mark}"
+        )
+    native = ", ".join(bf16_features()) or "none"
+    click.echo(f"native bfloat16 on this CPU: {native}; --precision auto follows it")
 
 
 @cli.command()

@@ -246,8 +246,9 @@ def run_chunk(jobs: list[AnyJob], settings: Settings, run_id: str) -> list[Recor
     process, oversubscribes them). Once the run is stopped, the images not started get no
     record, as in a local run.
     """
-    threads = settings.options.threads or _distributed().get_worker().state.nthreads
-    options = replace(settings.options, threads=threads)
+    nthreads = _distributed().get_worker().state.nthreads
+    threads = settings.options.threads or nthreads
+    options = replace(settings.options, threads=threads, concurrent=nthreads)
     on_worker = replace(settings, skip_existing=False, options=options)
     with suppress(Exception):  # errors: each image's record says why (load_backend locks)
         load_backend(on_worker.backend, on_worker.factor, on_worker.options)

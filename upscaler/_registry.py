@@ -10,7 +10,7 @@ from importlib.metadata import EntryPoint, entry_points
 from ._backend import Backend, BackendOptions, BackendPlugin
 from ._errors import BackendError
 
-__all__ = ["BackendInfo", "describe_backends", "load_backend", "load_plugin"]
+__all__ = ["BackendInfo", "auto_precision", "describe_backends", "load_backend", "load_plugin"]
 
 GROUP = "upscaler.backends"
 
@@ -23,6 +23,8 @@ class BackendInfo:
     factors: tuple[int, ...]
     distribution: str
     problem: str | None
+    #: What `--precision auto` runs as here ("fp32", "bf16"), None if the plugin does not say.
+    precision: str | None = None
 
 
 def _entry_points() -> dict[str, EntryPoint]:
@@ -54,8 +56,20 @@ def describe_backends() -> list[BackendInfo]:
         except BackendError as exc:
             infos.append(BackendInfo(name, (), dist, str(exc)))
             continue
-        infos.append(BackendInfo(name, plugin.factors, dist, plugin.unavailable_reason()))
+        problem = plugin.unavailable_reason()
+        infos.append(BackendInfo(name, plugin.factors, dist, problem, auto_precision(plugin)))
     return infos
+
+
+def auto_precision(plugin: BackendPlugin) -> str | None:
+    """What `auto` precision means for `plugin` on this machine (optional `precision` method)."""
+    decide = getattr(plugin, "precision", None)
+    if decide is None:
+        return None
+    try:
+        return str(decide("auto"))
+    except BackendError:
+        return None
 
 
 _DEFAULT_OPTIONS = BackendOptions()

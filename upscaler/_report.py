@@ -59,6 +59,9 @@ def summary_line(s: dict[str, Any]) -> str:
         parts.append(f"mean consistency PSNR {s['mean_consistency_psnr']} dB")
     if s["mean_psnr"] is not None:
         parts.append(f"mean PSNR {s['mean_psnr']} dB, SSIM {s['mean_ssim']}")
+    if s.get("backend"):
+        precision = f" ({s['precision']})" if s.get("precision") else ""
+        parts.append(f"backend {s['backend']}{precision}")
     return ", ".join(parts)
 
 

@@ -70,6 +70,8 @@ class BatchRequest:
     engine: str = "local"
     scheduler: str | None = None
     workers: int | None = None
+    #: "auto" (the backend's best on this machine), "fp32" or "bf16".
+    precision: str = "auto"
 
     def in_flight(self, images: int) -> int:
         """Images processed at once by one process: one per core (threads) when --jobs is 1.
@@ -82,7 +84,13 @@ class BatchRequest:
     def settings(self, images: int = 1) -> Settings:
         """Settings for a run of `images` images (their number decides the backend's threads)."""
         threads = self.threads or self._default_threads(images)
-        options = BackendOptions(weights=self.weights, device=self.device, threads=threads)
+        options = BackendOptions(
+            weights=self.weights,
+            device=self.device,
+            threads=threads,
+            precision=self.precision,
+            concurrent=self.in_flight(images) if self.engine == "local" else None,
+        )
         return Settings(
             backend=self.backend,
             factor=int(self.factor),
@@ -116,15 +124,17 @@ def run_batch(req: BatchRequest) -> int:
     try:
         found = find_jobs(req.inputs, req.out, int(req.factor), req.fmt)
         settings = req.settings(len(found.jobs))
+        precision = None
         if not req.dry_run and found.jobs:
-            load_backend(settings.backend, settings.factor, settings.options)
+            backend = load_backend(settings.backend, settings.factor, settings.options)
+            precision = getattr(backend, "precision", None)
     except UpscalerError as exc:
         return _usage(str(exc))
     if req.dry_run:
         return _dry_run(found)
     try:
         with _locked(found.roots, req.lock_timeout):
-            return _process_all(req, settings, found)
+            return _process_all(req, settings, found, precision)
     except EngineError as exc:
         return _usage(str(exc))
     except LockTimeout as exc:
@@ -169,7 +179,9 @@ def _dry_run(found: Discovery) -> int:
     return EXIT_SOME_FAILED if found.problems else EXIT_OK
 
 
-def _process_all(req: BatchRequest, settings: Settings, found: Discovery) -> int:
+def _process_all(
+    req: BatchRequest, settings: Settings, found: Discovery, precision: str | None
+) -> int:
     records = [Record(str(p), "", "failed", reason) for p, reason in found.problems]
     for r in records:
         click.echo(f"{r.src}: {r.error}", err=True)
@@ -188,6 +200,7 @@ def _process_all(req: BatchRequest, settings: Settings, found: Discovery) -> int
             if bar is not None:
                 bar.close()
     summary = summarise(records, time.perf_counter() - started, len(found.not_images))
+    summary.update(backend=settings.backend, precision=precision)
     if full is not None:
         click.echo(_disk_full_message(full, records, found), err=True)
     order = {str(job.src): i for i, job in enumerate(found.jobs)}
@@ -331,24 +344,51 @@ def _in_processes(
 def _in_process(
     jobs: list[AnyJob], settings: Settings, workers: int, bar: tqdm | None, stop: StopSignals
 ) -> Iterator[Record]:
-    """Run up to `workers` images at a time on threads, in order, under IN_FLIGHT_PIXELS."""
+    """Run up to `workers` images at a time on threads, in order, under IN_FLIGHT_PIXELS.
+
+    One more image per worker waits in the pool's queue, so that a worker that finishes
+    starts the next image at once instead of waiting for this thread to hand it over; a stop
+    cancels the queued ones.
+    """
     sized = ((job, _pixels(job) * settings.factor**2) for job in jobs)
-    waiting, pending = next(sized, None), dict[Future[Record], int]()
+    waiting, pending = next(sized, None), dict[Future[Record | None], int]()
     bars = _TileBars(bar)
     pool = ThreadPoolExecutor(workers, thread_name_prefix="upscaler")
     try:
         while waiting or pending:
-            while waiting and not stop.stopping and _admits(pending, waiting[1], workers):
-                future = pool.submit(run_job, waiting[0], settings, bars.progress())
+            while waiting and not stop.stopping and _admits(pending, waiting[1], 2 * workers):
+                future = pool.submit(_unless_stopped, waiting[0], settings, bars.progress(), stop)
                 pending[future], waiting = waiting[1], next(sized, None)
             if not pending:
                 return
+            if stop.stopping:
+                _ = [future.cancel() for future in pending]  # the queued ones; running ones go on
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 del pending[future]
-                yield future.result()
+                record = None if future.cancelled() else future.result()
+                if record is not None:
+                    yield record
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _unless_stopped(
+    job: AnyJob,
+    settings: Settings,
+    on_tiles: Callable[[int, int], None] | None,
+    stop: StopSignals,
+) -> Record | None:
+    """`run_job` on a worker thread, or None (not started) once the run is stopping.
+
+    A full disk stops the run from the worker that found it, before a queued image starts.
+    """
+    if stop.stopping:
+        return None
+    record = run_job(job, settings, on_tiles)
+    if record.disk_full is not None:
+        stop.halt()
+    return record
 
 
 def _pixels(job: AnyJob) -> int:
@@ -356,11 +396,12 @@ def _pixels(job: AnyJob) -> int:
     return probe_pixels(job.src) if isinstance(job, Job) else 0
 
 
-def _admits(pending: dict[Future[Record], int], pixels: int, workers: int) -> bool:
-    """One image always runs; more only while a worker is free and the pixels fit."""
+def _admits(pending: dict[Future[Record | None], int], pixels: int, slots: int) -> bool:
+    """One image always goes; more only while a slot is free and the pixels fit (queued
+    images count, so the images running can never exceed IN_FLIGHT_PIXELS)."""
     if not pending:
         return True
-    return len(pending) < workers and sum(pending.values()) + pixels <= IN_FLIGHT_PIXELS
+    return len(pending) < slots and sum(pending.values()) + pixels <= IN_FLIGHT_PIXELS
 
 
 def _ignore_sigint() -> None:

@@ -1,0 +1,104 @@
+"""ESPCN run by OpenVINO, in bfloat16 where the processor computes it natively.
+
+The shipped ONNX model is compiled as it is: no second set of weights. OpenVINO keeps the
+weights in float32 and, with the bf16 precision hint, runs the convolutions in bfloat16 on
+CPUs that have it (AVX512-BF16, AMX); elsewhere `auto` gives float32.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from upscaler._backend import BackendOptions
+from upscaler._errors import BackendError
+from upscaler._precision import PRECISIONS, native_bf16
+
+from ._espcn import EspcnBackend, check_factor
+
+__all__ = ["OpenVinoBackend", "plugin"]
+
+_HINTS = {"fp32": "f32", "bf16": "bf16"}
+
+
+class OpenVinoBackend(EspcnBackend):
+    """One compiled model; each calling thread gets an inference request of its own."""
+
+    thread_safe = True  # a request per thread; the compiled model runs them in parallel streams
+
+    def __init__(self, compiled: Any, factor: int, precision: str) -> None:
+        self.compiled, self.factor, self.precision = compiled, factor, precision
+        self._local = threading.local()
+
+    def run(self, tiles: NDArray[np.float32]) -> NDArray[np.float32]:
+        request = getattr(self._local, "request", None)
+        if request is None:
+            request = self._local.request = self.compiled.create_infer_request()
+        # Input shared (no copy), output copied once: the request reuses its buffer.
+        return np.asarray(request.infer({0: tiles}, share_inputs=True)[0], dtype=np.float32)
+
+
+def _precision(wanted: str) -> str:
+    """The precision to run: `auto` is bf16 where the CPU has it natively, else fp32."""
+    if wanted not in PRECISIONS:
+        raise BackendError(f"unknown precision {wanted!r} (use {', '.join(PRECISIONS)})")
+    if wanted == "int8":
+        raise BackendError("the openvino backend runs fp32 or bf16, not int8")
+    if wanted == "auto":
+        return "bf16" if native_bf16() else "fp32"
+    return wanted
+
+
+def _config(options: BackendOptions, precision: str) -> dict[str, object]:
+    """One stream per image run at the same time, `threads` each, never more than the cores."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+    per_stream = min(options.threads or cores, cores)
+    streams = options.concurrent or max(1, cores // per_stream)
+    return {
+        "INFERENCE_PRECISION_HINT": _HINTS[precision],
+        "NUM_STREAMS": streams,
+        "INFERENCE_NUM_THREADS": min(streams * per_stream, cores),
+        # Pinned threads fight the threads that decode and encode other images.
+        "ENABLE_CPU_PINNING": False,
+    }
+
+
+class _Plugin:
+    factors = (2, 3, 4)
+
+    def unavailable_reason(self) -> str | None:
+        if importlib.util.find_spec("openvino") is None:
+            return "needs `pip install openvino`"
+        return None
+
+    def precision(self, wanted: str = "auto") -> str:
+        """What `wanted` runs as on this machine (without loading OpenVINO)."""
+        return _precision(wanted)
+
+    def create(self, factor: int, options: BackendOptions) -> OpenVinoBackend:
+        if options.device != "cpu":
+            raise BackendError(
+                "the openvino backend runs on the CPU; use --backend onnx --device cuda"
+            )
+        precision = _precision(options.precision)
+        import openvino as ov
+
+        from upscaler.weights import shipped_weights
+
+        path = options.weights or shipped_weights(factor, "onnx")
+        try:
+            compiled = ov.Core().compile_model(str(path), "CPU", _config(options, precision))
+        except Exception as exc:
+            raise BackendError(f"cannot load ONNX model {path} in OpenVINO: {exc}") from exc
+        backend = OpenVinoBackend(compiled, factor, precision)
+        check_factor(backend.run, factor, path)
+        return backend
+
+
+plugin = _Plugin()

@@ -1,0 +1,45 @@
+"""Which arithmetic the network runs in on this machine, decided without importing a framework.
+
+`auto` means bfloat16 where the processor computes it natively (AVX512-BF16 or AMX-BF16,
+read from /proc/cpuinfo), float32 elsewhere: bfloat16 emulated in software is slower than
+float32. The default backend follows: `openvino` (which runs bfloat16) where `auto` is bf16
+and OpenVINO is installed, else `onnx` (ONNX Runtime, float32).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+
+__all__ = ["PRECISIONS", "bf16_features", "default_backend", "native_bf16"]
+
+PRECISIONS = ("auto", "fp32", "bf16")
+#: /proc/cpuinfo flags of native bfloat16 arithmetic, as `upscaler backends` names them.
+_BF16_FLAGS = {"avx512_bf16": "AVX512-BF16", "amx_bf16": "AMX-BF16"}
+
+
+@lru_cache(maxsize=1)
+def bf16_features() -> tuple[str, ...]:
+    """The processor's native bfloat16 features (empty where there are none or none known)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ()
+    flags = next(
+        (line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")),
+        [],
+    )
+    return tuple(name for flag, name in _BF16_FLAGS.items() if flag in flags)
+
+
+def native_bf16() -> bool:
+    """True where the processor computes bfloat16 natively."""
+    return bool(bf16_features())
+
+
+def default_backend(device: str = "cpu") -> str:
+    """`openvino` where it runs bfloat16 natively here (on the CPU), else `onnx`."""
+    if device == "cpu" and native_bf16() and importlib.util.find_spec("openvino") is not None:
+        return "openvino"
+    return "onnx"
