@@ -47,10 +47,12 @@ def _precision(wanted: str) -> str:
     """The precision to run: `auto` is bf16 where the CPU has it natively, else fp32."""
     if wanted not in PRECISIONS:
         raise BackendError(f"unknown precision {wanted!r} (use {', '.join(PRECISIONS)})")
-    if wanted == "int8":
-        raise BackendError("the openvino backend runs fp32 or bf16, not int8")
     if wanted == "auto":
         return "bf16" if native_bf16() else "fp32"
+    if wanted == "bf16" and not native_bf16():
+        raise BackendError(
+            "this CPU has no native bfloat16 (AVX512-BF16 or AMX): run fp32 (--precision auto)"
+        )
     return wanted
 
 

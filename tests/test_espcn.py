@@ -84,3 +84,40 @@ def test_model_is_the_article_architecture() -> None:
     convs[-1].set_weights([np.zeros_like(w) for w in convs[-1].get_weights()])
     nearest = x.repeat(3, axis=1).repeat(3, axis=2)
     np.testing.assert_array_equal(np.asarray(model(x)), nearest)
+
+
+def test_precision_is_forced_or_refused_clearly(tmp_path: Path) -> None:
+    lr = SET5 / "image_SRF_3" / "img_001_SRF_3_LR.png"
+    refused = run_cli("batch", lr, "-o", tmp_path / "a", "--backend", "onnx", "--precision", "bf16")
+    assert refused.returncode == 2
+    assert "the onnx backend runs fp32 only, not bf16 (bf16: --backend openvino)" in refused.stderr
+    assert not (tmp_path / "a" / lr.name).exists()
+    forced = run_cli(
+        "batch", lr, "-o", tmp_path / "b", "--backend", "openvino", "--precision", "fp32"
+    )
+    assert forced.returncode == 0, forced.stderr
+    assert forced.stderr.strip().splitlines()[-1].endswith("backend openvino (fp32)")
+    onnx = run_cli("batch", lr, "-o", tmp_path / "c", "--backend", "onnx")
+    assert onnx.stderr.strip().splitlines()[-1].endswith("backend onnx (fp32)")
+    same = (
+        decode(tmp_path / "b" / lr.name).pixels.astype(int)
+        - decode(tmp_path / "c" / lr.name).pixels
+    )
+    assert np.abs(same).max() <= 1  # OpenVINO in float32 is ONNX Runtime's result, up to rounding
+
+
+def test_openvino_refuses_a_model_of_another_factor(tmp_path: Path) -> None:
+    lr = SET5 / "image_SRF_3" / "img_001_SRF_3_LR.png"
+    ran = run_cli(
+        "batch",
+        lr,
+        "-o",
+        tmp_path,
+        "--backend",
+        "openvino",
+        "--factor",
+        3,
+        "--weights",
+        shipped_weights(2, "onnx"),
+    )
+    assert ran.returncode == 2 and "upscales by 2, not 3" in ran.stderr, ran.stderr

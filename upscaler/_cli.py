@@ -74,7 +74,7 @@ def cli() -> None:
 @click.option(
     "--weights",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Model file for the onnx/keras backends instead of the shipped one.",
+    help="Model file instead of the shipped one: .onnx (onnx, openvino) or .keras (keras).",
 )
 @click.option(
     "--device", default="cpu", show_default=True, help="Where a network backend runs: cpu or cuda."
