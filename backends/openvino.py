@@ -29,7 +29,7 @@ _HINTS = {"fp32": "f32", "bf16": "bf16"}
 class OpenVinoBackend(EspcnBackend):
     """One compiled model; each calling thread gets an inference request of its own."""
 
-    thread_safe = True  # a request per thread; the compiled model runs them in parallel streams
+    thread_safe = True  # a request per calling thread; they take turns on the compiled model
 
     def __init__(self, compiled: Any, factor: int, precision: str) -> None:
         self.compiled, self.factor, self.precision = compiled, factor, precision
@@ -57,15 +57,18 @@ def _precision(wanted: str) -> str:
 
 
 def _config(options: BackendOptions, precision: str) -> dict[str, object]:
-    """One stream per image run at the same time, `threads` each, never more than the cores."""
+    """One stream with the threads of every image in flight; their requests take turns.
+
+    One stream per image in flight was 5% slower on small photos and on large ones (its
+    idle threads spin, taking CPU from the threads that decode and encode).
+    """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     cores = cores or 1
-    per_stream = min(options.threads or cores, cores)
-    streams = options.concurrent or max(1, cores // per_stream)
+    threads = (options.threads or cores) * (options.concurrent or 1)
     return {
         "INFERENCE_PRECISION_HINT": _HINTS[precision],
-        "NUM_STREAMS": streams,
-        "INFERENCE_NUM_THREADS": min(streams * per_stream, cores),
+        "NUM_STREAMS": 1,
+        "INFERENCE_NUM_THREADS": max(1, min(threads, cores)),
         # Pinned threads fight the threads that decode and encode other images.
         "ENABLE_CPU_PINNING": False,
     }
