@@ -61,7 +61,7 @@ def cli() -> None:
 @click.option(
     "--backend",
     help="Backend name (see `upscaler backends`) [default: openvino where the CPU computes "
-    "bfloat16 natively (AVX512-BF16, AMX), else onnx].",
+    "bfloat16 natively (AVX512-BF16, AMX), else onnx; onnx with --device cuda].",
 )
 @click.option(
     "--precision",
