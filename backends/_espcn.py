@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from upscaler._errors import BackendError
 
-__all__ = ["ESPCN_HALO", "ESPCN_TILE", "EspcnBackend", "check_factor", "fp32_only"]
+__all__ = ["ESPCN_HALO", "ESPCN_TILE", "EspcnBackend", "check_factor"]
 
 #: Receptive field of ESPCN around one input pixel: 5x5, 3x3, 3x3, 3x3 convolutions.
 ESPCN_HALO = 5
@@ -29,14 +29,6 @@ def check_factor(
     if out.size != 64 * factor * factor:
         got = int(round((out.size / 64) ** 0.5))
         raise BackendError(f"{source} upscales by {got}, not {factor}")
-
-
-def fp32_only(precision: str, backend: str) -> str:
-    """ "fp32" for `auto` or `fp32`; a clear refusal for a precision this backend cannot run."""
-    if precision in ("auto", "fp32"):
-        return "fp32"
-    hint = " (bf16: --backend openvino)" if precision == "bf16" else ""
-    raise BackendError(f"the {backend} backend runs fp32 only, not {precision}{hint}")
 
 
 class EspcnBackend:

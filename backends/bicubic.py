@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from upscaler._backend import BackendOptions
-from upscaler._errors import BackendError
+from upscaler._precision import fp32_only
 from upscaler._resize import BICUBIC_HALO, bicubic_upscale
 
 __all__ = ["BicubicBackend", "plugin"]
@@ -38,12 +38,10 @@ class _Plugin:
 
     def precision(self, wanted: str = "auto") -> str:
         """What `wanted` runs as here: fp32, or a BackendError."""
-        if wanted not in ("auto", "fp32"):
-            raise BackendError(f"the bicubic backend runs fp32 only, not {wanted}")
-        return "fp32"
+        return fp32_only(wanted, "bicubic")
 
     def create(self, factor: int, options: BackendOptions) -> BicubicBackend:
-        self.precision(options.precision)
+        fp32_only(options.precision, "bicubic")
         return BicubicBackend(factor)
 
 

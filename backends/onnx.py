@@ -10,8 +10,9 @@ from numpy.typing import NDArray
 
 from upscaler._backend import BackendOptions
 from upscaler._errors import BackendError
+from upscaler._precision import fp32_only
 
-from ._espcn import EspcnBackend, check_factor, fp32_only
+from ._espcn import EspcnBackend, check_factor
 
 __all__ = ["OnnxBackend", "plugin"]
 

@@ -1,9 +1,8 @@
 """Which arithmetic the network runs in on this machine, decided without importing a framework.
 
 `auto` means bfloat16 where the processor computes it natively (AVX512-BF16 or AMX-BF16,
-read from /proc/cpuinfo), float32 elsewhere: bfloat16 emulated in software is slower than
-float32. The default backend follows: `openvino` (which runs bfloat16) where `auto` is bf16
-and OpenVINO is installed, else `onnx` (ONNX Runtime, float32).
+read from /proc/cpuinfo), float32 elsewhere. The default backend follows: `openvino` (which
+runs bfloat16) where `auto` is bf16 and OpenVINO is installed, else `onnx` (ONNX Runtime).
 """
 
 from __future__ import annotations
@@ -12,7 +11,9 @@ import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
-__all__ = ["PRECISIONS", "bf16_features", "default_backend", "native_bf16"]
+from ._errors import BackendError
+
+__all__ = ["PRECISIONS", "bf16_features", "default_backend", "fp32_only", "native_bf16"]
 
 PRECISIONS = ("auto", "fp32", "bf16")
 #: /proc/cpuinfo flags of native bfloat16 arithmetic, as `upscaler backends` names them.
@@ -43,3 +44,11 @@ def default_backend(device: str = "cpu") -> str:
     if device == "cpu" and native_bf16() and importlib.util.find_spec("openvino") is not None:
         return "openvino"
     return "onnx"
+
+
+def fp32_only(precision: str, backend: str) -> str:
+    """ "fp32" for `auto` or `fp32`; a clear refusal for a precision `backend` cannot run."""
+    if precision in ("auto", "fp32"):
+        return "fp32"
+    hint = " (bf16: --backend openvino)" if precision == "bf16" else ""
+    raise BackendError(f"the {backend} backend runs fp32 only, not {precision}{hint}")
