@@ -69,7 +69,7 @@ def _config(options: BackendOptions, precision: str) -> dict[str, object]:
         "INFERENCE_PRECISION_HINT": _HINTS[precision],
         "NUM_STREAMS": 1,
         "INFERENCE_NUM_THREADS": max(1, min(threads, cores)),
-        # Pinned threads fight the threads that decode and encode other images.
+        # Pinned: 5.9 instead of 4.2 ms per small photo, two threads calling (README).
         "ENABLE_CPU_PINNING": False,
     }
 
