@@ -7,7 +7,7 @@ Folders: 100 photos of about 160x107 (BSDS500 test/ shrunk 3x) and 10 photos of 
 `upscaler batch --backend onnx` (PNG and JPEG out), the peer script (benchmarks/peer_opencv.py,
 in a virtual environment of its own installed from requirements/peer.txt), and `upscaler batch
 --backend bicubic` for scale. upscaler runs as a user installs it: this checkout is installed
-(`pip install .`, not editable, with the versions of requirements/lock.txt) into a virtual
+(`pip install .`, not editable, with the versions of requirements/constraints.txt) into a virtual
 environment of its own, refreshed on every invocation (`--ours-python` names another
 interpreter, e.g. a development venv's). Both environments are rebuilt when their lock file
 changes. Reported: median wall seconds, output megapixels per second, peak RSS, and the ratio
@@ -38,7 +38,7 @@ SHARED = Path(os.environ.get("UPSCALER_SHARED", ROOT.parent / "shared"))
 PEER_MODEL = SHARED / "peers" / "opencv-espcn" / "ESPCN_x3.pb"
 PEER_VENV = ROOT / "benchmarks" / ".peer-venv"
 OURS_VENV = ROOT / "benchmarks" / ".ours-venv"
-LOCK = ROOT / "requirements" / "lock.txt"
+LOCK = ROOT / "requirements" / "constraints.txt"
 PEER_LOCK = ROOT / "requirements" / "peer.txt"
 PEER = "opencv peer"
 FACTOR = 3

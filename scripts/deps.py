@@ -1,6 +1,6 @@
 """The locked environments: refresh the locks, or test against the newest releases.
 
-    python scripts/deps.py refresh   # requirements/lock.txt and peer.txt from the newest releases
+    python scripts/deps.py refresh   # requirements/constraints.txt, peer.txt: newest releases
     python scripts/deps.py newest    # the test suite in a fresh venv without the lock
 
 `refresh` resolves pyproject.toml (every extra) and requirements/peer.in with `uv pip compile`
@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LOCK = ROOT / "requirements" / "lock.txt"
+LOCK = ROOT / "requirements" / "constraints.txt"
 PEER_IN = ROOT / "requirements" / "peer.in"
 PEER_LOCK = ROOT / "requirements" / "peer.txt"
 TOOLS = ROOT / ".venv-tools"
@@ -85,7 +85,7 @@ def refresh() -> int:
     before = pins(LOCK.read_text()) if LOCK.exists() else {}
     compile_lock(ROOT / "pyproject.toml", LOCK, "--all-extras")
     compile_lock(PEER_IN, PEER_LOCK)
-    print_changes(before, pins(LOCK.read_text()), "requirements/lock.txt")
+    print_changes(before, pins(LOCK.read_text()), "requirements/constraints.txt")
     return 0
 
 
@@ -109,7 +109,9 @@ def newest(pytest_args: list[str]) -> int:
         [python, "-m", "pip", "freeze", "--all"], capture_output=True, text=True, check=True
     )
     installed = {k: v for k, v in pins(frozen.stdout).items() if k not in ("upscaler", "pip")}
-    print_changes(pins(LOCK.read_text()), installed, "requirements/lock.txt (lock -> newest)")
+    print_changes(
+        pins(LOCK.read_text()), installed, "requirements/constraints.txt (lock -> newest)"
+    )
     done = subprocess.run(
         [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *pytest_args],
         cwd=ROOT,

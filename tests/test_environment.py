@@ -12,7 +12,7 @@ from conftest import ROOT
 
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+, the locked version
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-LOCK = ROOT / "requirements" / "lock.txt"
+LOCK = ROOT / "requirements" / "constraints.txt"
 
 
 def _marked(name: str) -> list[str]:
@@ -31,7 +31,7 @@ def test_readme_marks_one_quickstart_and_one_test_command() -> None:
     for name in ("quickstart-command", "test-command"):
         lines = _marked(name)
         assert len(lines) == 1 and not lines[0].endswith("\\"), (name, lines)
-        assert "PIP_CONSTRAINT=requirements/lock.txt" in lines[0], "install through the lock"
+        assert "PIP_CONSTRAINT=requirements/constraints.txt" in lines[0], "install through the lock"
     assert "upscaler batch examples" in _marked("quickstart-command")[0]
     assert "pytest" in _marked("test-command")[0]
 
