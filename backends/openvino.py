@@ -59,8 +59,7 @@ def _precision(wanted: str) -> str:
 def _config(options: BackendOptions, precision: str) -> dict[str, object]:
     """One stream with the threads of every image in flight; their requests take turns.
 
-    One stream per image in flight was 5% slower on small photos and on large ones (its
-    idle threads spin, taking CPU from the threads that decode and encode).
+    A stream per image in flight was 5% slower, on small photos and on large ones (README).
     """
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     cores = cores or 1

@@ -347,8 +347,8 @@ def _in_process(
     """Run up to `workers` images at a time on threads, in order, under IN_FLIGHT_PIXELS.
 
     One more image per worker waits in the pool's queue, so that a worker that finishes
-    starts the next image at once instead of waiting for this thread to hand it over; a stop
-    cancels the queued ones.
+    starts the next image at once instead of waiting for this thread to hand it over; once
+    the run is stopping, queued images do not start (`_unless_stopped`).
     """
     sized = ((job, _pixels(job) * settings.factor**2) for job in jobs)
     waiting, pending = next(sized, None), dict[Future[Record | None], int]()
@@ -361,12 +361,10 @@ def _in_process(
                 pending[future], waiting = waiting[1], next(sized, None)
             if not pending:
                 return
-            if stop.stopping:
-                _ = [future.cancel() for future in pending]  # the queued ones; running ones go on
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
                 del pending[future]
-                record = None if future.cancelled() else future.result()
+                record = future.result()
                 if record is not None:
                     yield record
     finally:
