@@ -1,6 +1,7 @@
 """The locked environments: refresh the locks, or test against the newest releases.
 
     python scripts/deps.py refresh   # requirements/constraints.txt, peer.txt: newest releases
+    python scripts/deps.py add       # the same, keeping every existing pin (a new dependency)
     python scripts/deps.py newest    # the test suite in a fresh venv without the lock
 
 `refresh` resolves pyproject.toml (every extra) and requirements/peer.in with `uv pip compile`
@@ -45,7 +46,7 @@ def uv() -> str:
 
 
 def compile_lock(source: Path, out: Path, *extra: str) -> None:
-    """`uv pip compile` for this Python version and platform, newest releases allowed."""
+    """`uv pip compile` for this Python version and platform (`extra`: more uv options)."""
     target = f"{platform.machine()}-unknown-linux-gnu" if sys.platform == "linux" else sys.platform
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     subprocess.run(
@@ -55,7 +56,6 @@ def compile_lock(source: Path, out: Path, *extra: str) -> None:
             "compile",
             str(source.relative_to(ROOT)),
             *extra,
-            "--upgrade",
             "--quiet",
             "--python-version",
             python,
@@ -81,10 +81,12 @@ def pins(text: str) -> dict[str, str]:
     return found
 
 
-def refresh() -> int:
+def refresh(keep: bool = False) -> int:
+    """Both locks from the newest releases; with `keep`, only what is not pinned yet moves."""
     before = pins(LOCK.read_text()) if LOCK.exists() else {}
-    compile_lock(ROOT / "pyproject.toml", LOCK, "--all-extras")
-    compile_lock(PEER_IN, PEER_LOCK)
+    upgrade = [] if keep else ["--upgrade"]
+    compile_lock(ROOT / "pyproject.toml", LOCK, "--all-extras", *upgrade)
+    compile_lock(PEER_IN, PEER_LOCK, *upgrade)
     print_changes(before, pins(LOCK.read_text()), "requirements/constraints.txt")
     return 0
 
@@ -131,10 +133,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("refresh", help="rewrite the lock files from the newest releases")
+    sub.add_parser("add", help="lock a new dependency, keeping every existing pin")
     test = sub.add_parser("newest", help="run the test suite against the newest releases, no lock")
     test.add_argument("pytest_args", nargs="*", help="passed on to pytest (after --)")
     args = parser.parse_args()
-    return refresh() if args.command == "refresh" else newest(args.pytest_args)
+    if args.command == "newest":
+        return newest(args.pytest_args)
+    return refresh(keep=args.command == "add")
 
 
 if __name__ == "__main__":

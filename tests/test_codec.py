@@ -82,26 +82,36 @@ def test_png_text_chunks_survive(tmp_path: Path) -> None:
         assert out.text == {"Comment": "hello"}
 
 
-@pytest.mark.parametrize("writer", ["opencv", "pillow"])
-@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "LA", "RGB16"])
-def test_png_writers_keep_pixels_and_every_metadata_chunk(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, writer: str, mode: str
+@pytest.mark.parametrize(
+    ("given", "mode"),
+    [
+        (given, mode)
+        for given in ("array", "pillow image", "many bands")
+        for mode in ("L", "RGB", "RGBA", "LA", "L16", "RGB16", "RGBA16")
+        if not (given == "pillow image" and mode in ("RGB16", "RGBA16"))  # Pillow has none
+    ],
+)
+def test_png_writer_keeps_pixels_and_every_metadata_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str, mode: str
 ) -> None:
-    """Small PNGs are compressed by OpenCV with our chunks, large ones streamed by Pillow."""
-    import upscaler._codec as codec
+    """Our PNG writer, read back by Pillow and by libpng (OpenCV), band by band or whole."""
+    import upscaler._png as png
 
-    if writer == "pillow":  # as for outputs over the size limit
-        monkeypatch.setattr(codec, "_OPENCV_PNG_MAX_PIXELS", 0)
+    if given == "many bands":  # a band of one or two rows: the Up filter crosses bands
+        monkeypatch.setattr(png, "_BAND_BYTES", 40)
     rng = np.random.default_rng(1)
-    channels = {"L": 1, "RGB": 3, "RGBA": 4, "LA": 2, "RGB16": 3}[mode]
-    dtype = np.uint16 if mode == "RGB16" else np.uint8
+    channels = {"L": 1, "RGB": 3, "RGBA": 4, "LA": 2}[mode.removesuffix("16")]
+    dtype = np.uint16 if mode.endswith("16") else np.uint8
     pixels = rng.integers(0, np.iinfo(dtype).max, (9, 13, channels), dtype=dtype).squeeze()
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     exif = Image.Exif()
     exif[0x010F] = "TestCam"
     meta = Metadata(icc, b"Exif\0\0" + exif.tobytes(), (72.0, 150.0), {"Comment": "ça va"}, XMP)
-    encode(pixels, tmp_path / "o.png", meta)
+    encode(Image.fromarray(pixels) if given == "pillow image" else pixels, tmp_path / "o.png", meta)
     assert np.array_equal(decode(tmp_path / "o.png").pixels, pixels)
+    by_libpng = cv2.imread(str(tmp_path / "o.png"), cv2.IMREAD_UNCHANGED)
+    as_given = {2: [0, 3], 3: [2, 1, 0], 4: [2, 1, 0, 3]}.get(channels, slice(None))
+    assert np.array_equal(by_libpng[..., as_given], pixels)  # OpenCV: BGR(A), LA as BGRA
     with Image.open(tmp_path / "o.png") as out:
         assert out.info["icc_profile"] == icc and out.getexif().get(0x010F) == "TestCam"
         assert tuple(round(v) for v in out.info["dpi"]) == (72, 150)

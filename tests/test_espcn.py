@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -121,3 +123,22 @@ def test_openvino_refuses_a_model_of_another_factor(tmp_path: Path) -> None:
         shipped_weights(2, "onnx"),
     )
     assert ran.returncode == 2 and "upscales by 2, not 3" in ran.stderr, ran.stderr
+
+
+def test_openvino_loads_without_its_converter_and_keeps_it_usable() -> None:
+    """The backend skips OpenVINO's eager import of its model converter (start-up time); a
+    program that uses the converter after loading the backend still finds it."""
+    script = """
+import sys
+import numpy as np
+import upscaler
+out = upscaler.upscale_array(np.zeros((8, 8, 3), np.uint8), 2, backend="openvino")
+assert out.shape == (16, 16, 3)
+assert "openvino.tools.ovc" not in sys.modules, "the converter was imported"
+from openvino import convert_model
+import openvino
+assert openvino.convert_model is convert_model and callable(convert_model)
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

@@ -4,8 +4,8 @@ Pillow does the work, except for 16-bit colour, which Pillow reduces to 8 bits: 
 PNG/TIFF files go through OpenCV, the metadata still through Pillow. Bit depth comes from
 the file's header, never from pixel values.
 
-PNG outputs are compressed by OpenCV (libpng, whose filter can be chosen: Pillow's cannot),
-and their metadata chunks are written here, since OpenCV writes none.
+PNG outputs are written by `_png` (ISA-L's deflate: several times faster than libpng's zlib),
+with the metadata chunks that Pillow would write.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import zlib
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import cv2
 import numpy as np
@@ -26,6 +26,7 @@ from PIL import Image, ImageCms, PngImagePlugin, TiffImagePlugin, UnidentifiedIm
 
 from ._color import to_uint8
 from ._errors import ImageError
+from ._png import write_png
 
 __all__ = [
     "FORMATS",
@@ -64,19 +65,6 @@ TEMP_SUFFIX = ".upscaler.tmp"
 _PNG_XMP = "XML:com.adobe.xmp"  # the iTXt keyword that holds XMP in PNG files
 _HEIF_SUFFIXES = frozenset([".heic", ".heif"])
 READABLE_SUFFIXES = frozenset([*_WRITABLE, ".gif"])
-#: PNG compression: the Paeth filter with zlib level 1 and the run-length strategy. On
-#: upscaled photos (BSDS500 outputs) that is about 8x faster than Pillow's default (level 6)
-#: and 1.6x faster than Pillow at level 1, in files 3% larger than level 6's (OpenCV's
-#: default settings are 13% faster again, but their files are 20% larger than level 6's).
-_PNG_PARAMS = [
-    cv2.IMWRITE_PNG_COMPRESSION, 1,
-    cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
-    cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_PAETH,
-]  # fmt: skip
-#: Larger PNG outputs are streamed by Pillow (level 1, run-length) instead: OpenCV needs
-#: two more copies of the pixels in memory.
-_OPENCV_PNG_MAX_PIXELS = 50_000_000
-_PILLOW_PNG = {"compress_level": 1, "compress_type": zlib.Z_RLE}
 # Size limits are ours (decode's max_pixels), checked from the header before decoding.
 Image.MAX_IMAGE_PIXELS = None
 
@@ -283,10 +271,10 @@ def probe_pixels(path: Path) -> int:
 
 
 def _write(
-    pixels: NDArray[Any] | Image.Image, fh: object, fmt: str, meta: Metadata, quality: int
+    pixels: NDArray[Any] | Image.Image, fh: BinaryIO, fmt: str, meta: Metadata, quality: int
 ) -> None:
-    if fmt == "PNG" and _opencv_png(pixels):
-        _write_png(np.asarray(pixels), fh, meta)
+    if fmt == "PNG" and _png_writable(pixels):
+        write_png(np.asarray(pixels), fh, _png_chunks(meta))
         return
     if isinstance(pixels, np.ndarray):
         if pixels.dtype == np.uint16 and pixels.ndim == 3 and fmt == "TIFF":
@@ -296,7 +284,7 @@ def _write(
             pixels = to_uint8(pixels)
         pixels = pixels_to_pil(pixels)
     im = _flatten_alpha(pixels) if fmt in ("JPEG", "BMP") else pixels
-    im.save(fh, format=fmt, **_save_options(fmt, meta, quality))  # type: ignore[arg-type]
+    im.save(fh, format=fmt, **_save_options(fmt, meta, quality))
 
 
 def pixels_to_pil(pixels: NDArray[Any]) -> Image.Image:
@@ -327,7 +315,7 @@ def _save_options(fmt: str, meta: Metadata, quality: int) -> dict[str, object]:
     if meta.xmp and fmt in ("JPEG", "WEBP"):
         opts["xmp"] = meta.xmp
     if fmt == "PNG":
-        opts.update(_PILLOW_PNG)
+        opts["compress_level"] = 1
     if fmt == "PNG" and (meta.text or meta.xmp):
         opts["pnginfo"] = _png_info(meta)
     return opts
@@ -342,32 +330,12 @@ def _png_info(meta: Metadata) -> PngImagePlugin.PngInfo:
     return info
 
 
-def _opencv_png(pixels: NDArray[Any] | Image.Image) -> bool:
-    """OpenCV writes grey, RGB and RGBA (8 or 16 bits) up to _OPENCV_PNG_MAX_PIXELS."""
+def _png_writable(pixels: NDArray[Any] | Image.Image) -> bool:
+    """8 or 16 bits, 1 to 4 channels: everything the engine makes."""
     if isinstance(pixels, Image.Image):
-        return pixels.mode in ("L", "RGB", "RGBA") and _small(pixels.width * pixels.height)
-    if pixels.dtype == np.uint16 and pixels.ndim == 3:
-        return True  # Pillow cannot write 16-bit colour at all
+        return pixels.mode in ("L", "LA", "RGB", "RGBA", "I;16")
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
-    ok_type = pixels.dtype in (np.uint8, np.uint16) and channels in (1, 3, 4)
-    return ok_type and _small(pixels.shape[0] * pixels.shape[1])
-
-
-def _small(pixels: int) -> bool:
-    return pixels <= _OPENCV_PNG_MAX_PIXELS
-
-
-def _write_png(pixels: NDArray[Any], fh: Any, meta: Metadata) -> None:
-    """OpenCV's PNG stream with our metadata chunks spliced in right after IHDR."""
-    ok, buf = cv2.imencode(".png", _to_bgr(pixels), _PNG_PARAMS)
-    if not ok:
-        raise ImageError("OpenCV could not encode the PNG image")
-    data = np.ascontiguousarray(buf).reshape(-1).data
-    ihdr_end = 8 + 8 + 13 + 4  # signature, then IHDR: length, type, 13 bytes, CRC
-    fh.write(data[:ihdr_end])
-    for cid, body in _png_chunks(meta):
-        PngImagePlugin.putchunk(fh, cid, body)
-    fh.write(data[ihdr_end:])
+    return pixels.dtype in (np.uint8, np.uint16) and 1 <= channels <= 4
 
 
 def _to_bgr(pixels: NDArray[Any]) -> NDArray[Any]:

@@ -124,17 +124,26 @@ def consistency_psnr(output: NDArray[Any] | Image.Image, source: NDArray[Any]) -
     shrunk in float32, a strip of rows at a time (no float copy of a large output is made).
     """
     h, w = source.shape[:2]
-    image = output if isinstance(output, Image.Image) else Image.fromarray(to_uint8(output))
-    s, total = image.height // h, 0.0
-    shrink = _shrink_for(s, image.height, image.width)
-    rows = max(8, (1 << 21) // (image.width * s))  # strips of about 2 megapixels
+    height, width = (
+        (output.height, output.width) if isinstance(output, Image.Image) else output.shape[:2]
+    )
+    s, total = height // h, 0.0
+    shrink = _shrink_for(s, height, width)
+    rows = max(8, (1 << 21) // (width * s))  # strips of about 2 megapixels
     for top in range(0, h, rows):
         bottom = min(top + rows, h)
-        y0, y1 = max(top * s - shrink.reach, 0), min(bottom * s + shrink.reach, image.height)
-        plane = _y_plane(np.asarray(image.crop((0, y0, image.width, y1))))
+        y0, y1 = max(top * s - shrink.reach, 0), min(bottom * s + shrink.reach, height)
+        plane = _y_plane(_strip(output, y0, y1))
         diff = shrink.rows(plane, y0, top, bottom) - y_channel(to_uint8(source[top:bottom]))
         total += float(np.sum(diff * diff))
     return float("inf") if total == 0 else 10.0 * float(np.log10(255.0**2 * h * w / total))
+
+
+def _strip(image: NDArray[Any] | Image.Image, y0: int, y1: int) -> NDArray[np.uint8]:
+    """Rows y0..y1 of an output, 8-bit."""
+    if isinstance(image, Image.Image):
+        return np.asarray(image.crop((0, y0, image.width, y1)))
+    return to_uint8(image[y0:y1])
 
 
 def _y_plane(pixels: NDArray[np.uint8]) -> NDArray[np.float32]:

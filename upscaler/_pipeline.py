@@ -105,7 +105,7 @@ def process_image(
     try:
         backend = load_backend(settings.backend, settings.factor, settings.options)
         image = decode(job.src, settings.max_pixels, settings.factor)
-        canvas = _canvas_for(image.pixels, settings.factor)
+        canvas = _canvas_for(image.pixels, settings.factor, job.dst)
         upscale_into(canvas, image.pixels, backend, settings.tile, settings.overlap, on_tiles)
         encode(canvas.output(), job.dst, image.metadata.scaled(settings.factor), settings.quality)
     except Exception as exc:  # one image never stops the run by itself (a full disk does)
@@ -127,11 +127,13 @@ def process_image(
     )
 
 
-def _canvas_for(pixels: NDArray[Any], factor: int) -> Canvas:
-    """8-bit outputs are assembled in Pillow, which encodes them without another copy."""
+def _canvas_for(pixels: NDArray[Any], factor: int, dst: Path) -> Canvas:
+    """8-bit outputs are assembled in Pillow, which encodes them without another copy; PNG
+    outputs in numpy, which our PNG writer reads without one."""
     h, w = pixels.shape[:2]
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
-    return new_canvas(h * factor, w * factor, channels, pixels.dtype, pillow=True)
+    pillow = dst.suffix.lower() != ".png"
+    return new_canvas(h * factor, w * factor, channels, pixels.dtype, pillow=pillow)
 
 
 def _scores(
