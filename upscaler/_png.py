@@ -5,7 +5,7 @@ level it took 7.5 ms for a 480x321 RGB output and 0.8 s for a 6000x4500 one on a
 AMD EPYC (Zen 4), a third of the time of a small upscale. ISA-L's deflate (the `isal`
 package) with the Up filter (one numpy subtraction) writes them in 1.7 ms and 0.13 s; its
 files were 14% (small photos) and 23% (the large one) larger than libpng's Paeth filter at
-zlib level 1 and 7% and 16% smaller than OpenCV's default settings (README, "Formats").
+zlib level 1 and 7% and 16% smaller than OpenCV's default settings.
 The filter and the deflate stream are standard PNG: every decoder reads them.
 """
 
