@@ -140,3 +140,85 @@ def test_interrupted_training_resumes_to_the_same_weights(photos: Path, tmp_path
     for x, y in zip(_weights(straight), _weights(out), strict=True):
         np.testing.assert_allclose(x, y, rtol=0, atol=2e-3)
         assert np.abs(x - y).mean() < 1e-4
+
+
+def _explicit_branches(layer: object, x: np.ndarray) -> np.ndarray:
+    """ReparamConv2D computed branch by branch, as ECB runs it before merging."""
+    import keras
+    from keras import ops
+
+    from upscaler._reparam import edge_filters
+
+    def conv(inp: object, kernel: object) -> object:
+        return ops.conv(inp, kernel, padding="same")
+
+    w = {v.path.split("/")[-1]: ops.convert_to_numpy(v) for v in layer.weights}  # type: ignore[attr-defined]
+    k, scale = layer.size, layer.branch_scale  # type: ignore[attr-defined]
+    out = conv(x, w["kernel"])
+    out += scale * conv(conv(x, w["expand_1x1"][None, None]), w["expand_kxk"])
+    filters = edge_filters(k)
+    for e in range(3):
+        mapped = conv(x, w["edge_1x1"][e][None, None]) * w["edge_scale"][e]
+        depthwise = np.zeros((k, k, mapped.shape[-1], mapped.shape[-1]), np.float32)
+        for c in range(mapped.shape[-1]):
+            depthwise[:, :, c, c] = filters[e]
+        out += scale * conv(mapped, depthwise)
+    if "identity_scale" in w:
+        out += scale * x * w["identity_scale"]
+    act = keras.activations.get(layer.activation)  # type: ignore[attr-defined]
+    return np.asarray(act(out + w["bias"]))
+
+
+def test_branches_merge_exactly_into_the_plain_network() -> None:
+    """Each re-parameterised layer equals its branches run one by one, and the exported plain
+    model (merged kernels) gives the multi-branch model's outputs."""
+    from upscaler._model import build_espcn, plain_copy
+    from upscaler._reparam import ReparamConv2D
+
+    rng = np.random.default_rng(3)
+    model = build_espcn(3, branch_scale=0.5)
+    for w in model.weights:  # every branch away from its zero start
+        w.assign(rng.normal(0, 0.1, w.shape).astype(np.float32))
+    x = rng.random((2, 19, 23, 1), dtype=np.float32)
+    h = x
+    for layer in model.layers:
+        if isinstance(layer, ReparamConv2D):
+            expected = _explicit_branches(layer, h)
+            h = np.asarray(layer(h))
+            assert np.abs(h - expected).max() <= 1e-5, layer.name
+    plain = plain_copy(model, 3)
+    assert not any(isinstance(layer, ReparamConv2D) for layer in plain.layers)
+    assert [w.shape for w in plain.weights] == [w.shape for w in build_espcn(3).weights]
+    assert np.abs(np.asarray(model(x)) - np.asarray(plain(x))).max() <= 1e-5
+
+
+def test_branch_training_exports_the_plain_network(photos: Path, tmp_path: Path) -> None:
+    """Trained with branches, the ONNX export has the shipped model's convolutions (same
+    multiply-adds per pixel) and upscales through `upscaler batch`."""
+    import onnx
+
+    from upscaler.weights import shipped_weights
+
+    out = tmp_path / "m.keras"
+    trained = run_cli(*_args(photos, out, steps=10), "--branch-scale", 0.5)
+    assert trained.returncode == 0, trained.stderr
+
+    def conv_shapes(path: Path) -> list[tuple[int, ...]]:
+        graph = onnx.load(str(path)).graph
+        weights = {t.name: tuple(t.dims) for t in graph.initializer}
+        return [weights[n.input[1]] for n in graph.node if n.op_type == "Conv"]
+
+    assert conv_shapes(out.with_suffix(".onnx")) == conv_shapes(shipped_weights(2, "onnx"))
+    assert json.loads(out.with_suffix(".json").read_text())["config"]["branch_scale"] == 0.5
+    batch = run_cli(
+        "batch",
+        photos,
+        "-o",
+        tmp_path / "up",
+        "--factor",
+        2,
+        "--weights",
+        out.with_suffix(".onnx"),
+        "-q",
+    )
+    assert batch.returncode == 0, batch.stderr

@@ -316,13 +316,25 @@ def backends() -> None:
     "it where the CPU or GPU has bfloat16 arithmetic). The saved model is float32 either way.",
 )
 @click.option(
+    "--branch-scale",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Train each convolution as a sum of linear branches (ECB: 1x1 expansion then kxk, "
+    "Sobel and Laplacian edges, identity) that merge into one kernel, with this scale on the "
+    "branches; the saved model is the plain network, same layers and cost. Default: plain.",
+)
+@click.option(
     "--export/--no-export",
     default=True,
     show_default=True,
     help="Also write OUT's ONNX export (needs the TensorFlow backend).",
 )
 def train(
-    data_dirs: tuple[Path, ...], factor: str, out: Path, export: bool, **options: int | float | bool
+    data_dirs: tuple[Path, ...],
+    factor: str,
+    out: Path,
+    export: bool,
+    **options: int | float | bool | None,
 ) -> None:
     """Train ESPCN on the photos in DATA_DIRS (needs `pip install upscaler[keras]`).
 

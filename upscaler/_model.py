@@ -10,7 +10,7 @@ from typing import Any
 import keras
 from keras import layers, ops
 
-__all__ = ["DepthToSpace", "build_espcn", "load_model"]
+__all__ = ["DepthToSpace", "build_espcn", "load_model", "plain_copy"]
 
 
 @keras.saving.register_keras_serializable(package="upscaler")
@@ -42,20 +42,24 @@ class DepthToSpace(layers.Layer):  # type: ignore[misc]
         return {**super().get_config(), "factor": self.factor}
 
 
-def build_espcn(factor: int, hidden_dtype: str = "float32") -> keras.Model:
+def build_espcn(
+    factor: int, hidden_dtype: str = "float32", branch_scale: float | None = None
+) -> keras.Model:
     """ESPCN on the Y channel: conv 64x5x5, 32x3x3, 32x3x3 (tanh), factor²x3x3, shuffle.
 
     The last convolution's output is added to the input before the shuffle, so the network
     learns the difference from a nearest-neighbour enlargement (one addition per output pixel).
     `hidden_dtype` "mixed_bfloat16" computes the three tanh layers in bfloat16 (for training
     where the processor has bfloat16 arithmetic); the last convolution, the sum and the output
-    stay float32.
+    stay float32. With `branch_scale`, each convolution is trained as a sum of linear branches
+    (`ReparamConv2D`, with that scale); `plain_copy` merges them into this plain network.
     """
+    conv = _conv if branch_scale is None else _reparam_conv(branch_scale)
     inputs = keras.Input(shape=(None, None, 1), name="y")
-    x = _conv(64, 5, 1, "tanh", hidden_dtype)(inputs)
-    x = _conv(32, 3, 64, "tanh", hidden_dtype)(x)
-    x = _conv(32, 3, 32, "tanh", hidden_dtype)(x)
-    x = _conv(factor * factor, 3, 32, None, "float32")(x)
+    x = conv(64, 5, 1, "tanh", hidden_dtype)(inputs)
+    x = conv(32, 3, 64, "tanh", hidden_dtype)(x)
+    x = conv(32, 3, 32, "tanh", hidden_dtype)(x)
+    x = conv(factor * factor, 3, 32, None, "float32")(x)
     x = layers.Add(name="residual")([x, inputs])  # broadcasts y over the factor² channels
     outputs = DepthToSpace(factor, name="depth_to_space")(x)
     return keras.Model(inputs, outputs, name=f"espcn_x{factor}")
@@ -75,6 +79,30 @@ def _conv(
         bias_initializer=keras.initializers.RandomUniform(-bound, bound),
         dtype=dtype,
     )
+
+
+def _reparam_conv(branch_scale: float) -> Any:
+    from ._reparam import ReparamConv2D
+
+    def conv(filters: int, size: int, _: int, activation: str | None, dtype: str) -> Any:
+        return ReparamConv2D(filters, size, activation, branch_scale=branch_scale, dtype=dtype)
+
+    return conv
+
+
+def plain_copy(model: keras.Model, factor: int) -> keras.Model:
+    """The plain float32 ESPCN with `model`'s weights, branches merged: the model to ship."""
+    from ._reparam import ReparamConv2D
+
+    weights = []
+    for layer in model.layers:
+        if isinstance(layer, ReparamConv2D):
+            weights += [ops.convert_to_numpy(w) for w in layer.merged()]
+        else:
+            weights += [ops.convert_to_numpy(w) for w in layer.weights]
+    copy = build_espcn(factor)
+    copy.set_weights(weights)
+    return copy
 
 
 def load_model(path: str) -> keras.Model:

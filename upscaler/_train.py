@@ -41,6 +41,8 @@ class TrainConfig:
     val_images: int = 8
     steps_per_epoch: int = 1_000
     bfloat16: bool = False
+    #: Train each convolution as a sum of linear branches with this scale (None: plain).
+    branch_scale: float | None = None
 
     def __post_init__(self) -> None:
         if self.factor not in (2, 3, 4):
@@ -133,7 +135,9 @@ def train(
         tf.config.experimental.enable_op_determinism()
     paths = list_images(data_dirs)
     train_pairs, val_pairs = load_pairs(paths, cfg)
-    model = build_espcn(cfg.factor, "mixed_bfloat16" if cfg.bfloat16 else "float32")
+    model = build_espcn(
+        cfg.factor, "mixed_bfloat16" if cfg.bfloat16 else "float32", cfg.branch_scale
+    )
     _compile(model, cfg)
     data, epoch_setter = _patch_sequence(train_pairs, cfg)
     ckpt = out.with_name(out.name + ".ckpt")
@@ -164,12 +168,11 @@ def train(
 
 
 def _inference_copy(model: Any, factor: int) -> Any:
-    """The same weights in an uncompiled model: the saved file carries no optimizer state."""
-    from ._model import build_espcn
+    """The plain network with the trained weights (branches merged), uncompiled: the saved
+    file carries no optimizer state."""
+    from ._model import plain_copy
 
-    copy = build_espcn(factor)
-    copy.set_weights(model.get_weights())
-    return copy
+    return plain_copy(model, factor)
 
 
 def _checkpoint_epoch(ckpt: Path) -> int:
