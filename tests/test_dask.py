@@ -369,3 +369,21 @@ def test_engine_dask_without_the_extra_is_a_usage_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "needs `pip install upscaler[dask]` (distributed not installed)" in result.stderr
     assert not tmp_path.with_name(f"{tmp_path.name}-x3").exists()
+
+
+def test_compare_runs_on_dask_with_the_scores_of_a_local_run(tmp_path: Path) -> None:
+    """`compare` goes through the batch layer, so any engine runs it."""
+    hr = tmp_path / "hr"
+    hr.mkdir()
+    for seed in range(3):
+        photo(48, 40, seed=seed).save(hr / f"p{seed}.png")
+    args = ("compare", hr, "--factor", 2, "--backend", "bicubic", "--backend", "onnx")
+    local = run_cli(*args, "-o", tmp_path / "local")
+    dask = run_cli(*args, "-o", tmp_path / "dask", "--engine", "dask", "--workers", 2)
+    assert local.returncode == dask.returncode == 0, dask.stderr
+    on_dask = json.loads((tmp_path / "dask" / "report.json").read_text())
+    here = json.loads((tmp_path / "local" / "report.json").read_text())
+    assert on_dask["images"] == here["images"] and len(here["images"]) == 3
+    assert {b: s["psnr"] for b, s in on_dask["summary"].items()} == {
+        b: s["psnr"] for b, s in here["summary"].items()
+    }

@@ -17,8 +17,8 @@ from skimage.metrics import structural_similarity
 
 from conftest import SAMPLES, SET5, photo, run_cli
 from upscaler._codec import decode
-from upscaler._engine import upscale_pixels
 from upscaler._metrics import consistency_psnr, ssim_y, y_channel
+from upscaler._upscale import upscale_pixels
 from upscaler.backends.bicubic import BicubicBackend
 from upscaler.weights import manifest
 

@@ -10,9 +10,9 @@ from PIL import Image
 
 from ._backend import BackendOptions
 from ._codec import pil_to_pixels, pixels_to_pil
-from ._engine import upscale_pixels
 from ._precision import default_backend
 from ._registry import load_backend
+from ._upscale import upscale_pixels
 
 __all__ = ["upscale_array", "upscale_image"]
 

@@ -7,11 +7,12 @@ import contextlib
 import os
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import click
 
 from . import __version__
+from ._defaults import DEFAULT_ENGINE, DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, ENGINES
 from ._precision import PRECISIONS, default_backend
 
 FORMAT_CHOICES = ["same", "png", "jpg", "webp", "tiff"]
@@ -33,6 +34,13 @@ class Location(click.ParamType):  # type: ignore[type-arg]
         return self.base.convert(value, param, ctx)  # type: ignore[arg-type]
 
 
+def engine_options(command: Any) -> Any:
+    """--engine, --scheduler and --workers, shared by `batch` and `compare`."""
+    for option in reversed(_ENGINE_OPTIONS):
+        command = option(command)
+    return command
+
+
 factor_option = click.option(
     "--factor",
     type=click.Choice(["2", "3", "4"]),
@@ -40,6 +48,29 @@ factor_option = click.option(
     show_default=True,
     help="Upscaling factor.",
 )
+
+
+_ENGINE_OPTIONS = [
+    click.option(
+        "--engine",
+        type=click.Choice(ENGINES),
+        default=DEFAULT_ENGINE,
+        show_default=True,
+        help="Where images are processed: here, or on a Dask cluster "
+        "(`pip install upscaler[dask]`).",
+    ),
+    click.option(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="With --engine dask: join the cluster of this scheduler, e.g. tcp://HOST:8786 "
+        "[default: start a local cluster].",
+    ),
+    click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        help="With --engine dask and no --scheduler: local worker processes [default: cores].",
+    ),
+]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -98,7 +129,7 @@ def cli() -> None:
 @click.option(
     "--quality",
     type=click.IntRange(1, 100),
-    default=95,
+    default=DEFAULT_QUALITY,
     show_default=True,
     help="JPEG/WebP quality.",
 )
@@ -125,24 +156,7 @@ def cli() -> None:
     type=click.IntRange(min=1),
     help="Threads per backend [default: cores / images in flight; on Dask, the worker's threads].",
 )
-@click.option(
-    "--engine",
-    type=click.Choice(["local", "dask"]),
-    default="local",
-    show_default=True,
-    help="Where images are processed: here, or on a Dask cluster (`pip install upscaler[dask]`).",
-)
-@click.option(
-    "--scheduler",
-    metavar="ADDRESS",
-    help="With --engine dask: join the cluster of this scheduler, e.g. tcp://HOST:8786 "
-    "[default: start a local cluster].",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(min=1),
-    help="With --engine dask and no --scheduler: local worker processes [default: cores].",
-)
+@engine_options
 @click.option(
     "--skip-existing/--overwrite",
     default=True,
@@ -152,7 +166,7 @@ def cli() -> None:
 @click.option(
     "--max-pixels",
     type=click.IntRange(min=1),
-    default=400_000_000,
+    default=DEFAULT_MAX_PIXELS,
     show_default=True,
     help="Refuse images whose output would have more pixels (checked before decoding).",
 )
@@ -177,10 +191,12 @@ def batch(**kwargs: object) -> None:
     """
     if kwargs["engine"] == "dask":
         _require_extra("dask", ("dask", "distributed"))
-    from ._run import BatchRequest, run_batch
+    from ._batch import BatchRequest, run_batch
+    from ._progress import TerminalProgress
 
     kwargs["backend"] = kwargs["backend"] or default_backend(str(kwargs["device"]))
-    sys.exit(run_batch(BatchRequest(**kwargs)))  # type: ignore[arg-type]
+    progress = TerminalProgress(quiet=bool(kwargs["quiet"]))
+    sys.exit(run_batch(BatchRequest(**kwargs), progress))  # type: ignore[arg-type]
 
 
 @cli.command()
@@ -208,6 +224,7 @@ def batch(**kwargs: object) -> None:
 )
 @click.option("--threads", type=click.IntRange(min=1), help="Threads per backend.")
 @click.option("--rgb-psnr", is_flag=True, help="Also report PSNR over the RGB channels.")
+@engine_options
 def compare(
     hr_dir: Path,
     factor: str,
@@ -216,16 +233,27 @@ def compare(
     lr_dir: Path | None,
     threads: int | None,
     rgb_psnr: bool,
+    engine: str,
+    scheduler: str | None,
+    workers: int | None,
 ) -> None:
     """Compare backends on the high-resolution images in HR_DIR, with PSNR/SSIM against them.
 
     Writes OUT/report.json, OUT/report.csv and OUT/index.html (open it in a browser; it needs
-    no network). Scores use the Y channel of BT.601 with `factor` border pixels cropped.
+    no network). Scores use the Y channel of BT.601 with `factor` border pixels cropped; the
+    seconds are each backend's wall time over all images (decoding and scoring included).
     """
+    if engine == "dask":
+        _require_extra("dask", ("dask", "distributed"))
     from ._backend import BackendOptions
+    from ._compare import Where
     from ._compare import compare as run_compare
+    from ._engines import engine_problem
     from ._errors import UpscalerError
 
+    problem = engine_problem(engine, scheduler, workers, 1)
+    if problem:
+        raise click.UsageError(problem)
     try:
         result = run_compare(
             hr_dir,
@@ -233,8 +261,9 @@ def compare(
             list(dict.fromkeys(backend_names)),
             out,
             lr_dir,
-            BackendOptions(threads=threads),
+            BackendOptions(threads=threads) if threads else None,
             rgb_psnr,
+            Where(engine, scheduler, workers),
         )
     except UpscalerError as exc:
         raise click.ClickException(str(exc)) from exc

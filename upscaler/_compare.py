@@ -1,7 +1,11 @@
 """`upscaler compare`: several backends on the same images, scored against ground truth.
 
-Writes DIR/report.json, DIR/report.csv and a self-contained DIR/index.html (crops as PNG
-files beside it, an inline SVG chart; nothing fetched from the network).
+It runs through the batch layer: the ground truth (cropped to a multiple of the factor) and
+the low-resolution inputs are staged as PNG files in a temporary folder, then each backend
+is a batch over them on an engine (`local` or `dask`) with the ground truth as `--reference`,
+so the scores are the batch's own. Writes DIR/report.json, DIR/report.csv and a
+self-contained DIR/index.html (crops as PNG files beside it, an inline SVG chart; nothing
+fetched from the network), only once every image has been scored.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ import html
 import io
 import json
 import statistics
+import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,15 +28,19 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from ._backend import BackendOptions
-from ._codec import READABLE_SUFFIXES, decode, pixels_to_pil
-from ._engine import upscale_pixels
+from ._batch import StopSignals
+from ._codec import READABLE_SUFFIXES, Metadata, decode, encode, pixels_to_pil
+from ._defaults import DEFAULT_ENGINE
+from ._engines import Engine, cores, create_engine
 from ._errors import ImageError
-from ._metrics import score, y_channel
+from ._job import Record, Settings
+from ._metrics import y_channel
+from ._plan import Job
 from ._registry import load_backend
 from ._report import write_text_atomic
 from ._resize import bicubic_resize
 
-__all__ = ["Comparison", "compare"]
+__all__ = ["Comparison", "Where", "compare"]
 
 #: Side of the detail crop shown per image, in output pixels.
 CROP = 48
@@ -56,6 +66,19 @@ class Comparison:
         return {"factor": self.factor, "summary": self.summary(), "images": self.images}
 
 
+@dataclass(frozen=True)
+class Where:
+    """The engine that runs a comparison: `local`, or `dask` with its scheduler or workers."""
+
+    engine: str = DEFAULT_ENGINE
+    scheduler: str | None = None
+    workers: int | None = None
+
+    def create(self, images: int) -> Engine:
+        workers = min(cores(), images) if self.engine == "local" else self.workers
+        return create_engine(self.engine, workers=workers, scheduler=self.scheduler)
+
+
 def compare(
     hr_dir: Path,
     factor: int,
@@ -64,27 +87,91 @@ def compare(
     lr_dir: Path | None = None,
     options: BackendOptions | None = None,
     rgb_psnr: bool = False,
+    where: Where | None = None,
 ) -> Comparison:
     """Run every backend on every image of `hr_dir`, score, and write the three reports."""
-    loaded = {name: load_backend(name, factor, options or BackendOptions()) for name in backends}
-    result = Comparison(factor, list(backends), seconds=dict.fromkeys(backends, 0.0))
-    (out / "crops").mkdir(parents=True, exist_ok=True)
-    for hr_path in _images(hr_dir):
-        hr = _crop_to_multiple(decode(hr_path).pixels, factor)
-        lr = _low_resolution(hr, factor, lr_dir / hr_path.name if lr_dir else None)
-        outputs = {}
-        scores: dict[str, Any] = {"name": hr_path.name}
-        for name, backend in loaded.items():
-            started = time.perf_counter()
-            outputs[name] = upscale_pixels(lr, backend)
-            result.seconds[name] += time.perf_counter() - started
-            scores[name] = score(outputs[name], hr, factor, rgb_psnr)
-        scores["crops"] = _save_crops(out / "crops", hr_path.stem, hr, outputs)
-        result.images.append(scores)
-    if not result.images:
+    hr_paths = _images(hr_dir)
+    if not hr_paths:
         raise ImageError(f"no images in {hr_dir}")
+    where = where or Where()
+    options = options or _threads_for(where, len(hr_paths))
+    for name in backends:  # an unknown or unusable backend stops the run before any work
+        load_backend(name, factor, options)
+    result = Comparison(factor, list(backends))
+    with tempfile.TemporaryDirectory(prefix="upscaler-compare-") as tmp:
+        staged = _stage(hr_paths, factor, lr_dir, Path(tmp))
+        outputs = {}
+        for name in backends:
+            settings = Settings(
+                name,
+                factor,
+                skip_existing=False,
+                options=options,
+                reference=Path(tmp) / "hr",
+                rgb_psnr=rgb_psnr,
+            )
+            outputs[name], result.seconds[name] = _run(staged, settings, where, Path(tmp) / name)
+        (out / "crops").mkdir(parents=True, exist_ok=True)
+        for i, (hr_path, job) in enumerate(zip(hr_paths, staged, strict=True)):
+            hr = decode(Path(tmp) / "hr" / job.rel).pixels
+            upscaled = {b: decode(Path(outputs[b][i].dst)).pixels for b in backends}
+            result.images.append(
+                {
+                    "name": hr_path.name,
+                    **{b: _scores(outputs[b][i], rgb_psnr) for b in backends},
+                    "crops": _save_crops(out / "crops", hr_path.stem, hr, upscaled),
+                }
+            )
     _write_reports(out, result)
     return result
+
+
+def _threads_for(where: Where, images: int) -> BackendOptions:
+    """Local runs split the cores between the images in flight, as `upscaler batch` does."""
+    if where.engine != "local":
+        return BackendOptions()
+    in_flight = min(cores(), images)
+    return BackendOptions(threads=max(1, cores() // in_flight), concurrent=in_flight)
+
+
+def _stage(hr_paths: Sequence[Path], factor: int, lr_dir: Path | None, tmp: Path) -> list[Job]:
+    """Ground truth (cropped to a multiple of `factor`) in tmp/hr and the low-resolution
+    inputs in tmp/lr, as PNG files named by index: one job per image."""
+    jobs = []
+    for i, hr_path in enumerate(hr_paths):
+        hr = _crop_to_multiple(decode(hr_path).pixels, factor)
+        lr = _low_resolution(hr, factor, lr_dir / hr_path.name if lr_dir else None)
+        rel = Path(f"{i:06}.png")
+        encode(hr, tmp / "hr" / rel, Metadata())
+        encode(lr, tmp / "lr" / rel, Metadata())
+        jobs.append(Job(tmp / "lr" / rel, tmp / "out" / rel, rel))
+    return jobs
+
+
+def _run(
+    staged: Sequence[Job], settings: Settings, where: Where, folder: Path
+) -> tuple[list[Record], float]:
+    """One backend over every staged image: records in input order, and the wall time."""
+    jobs = [Job(j.src, folder / j.rel, j.rel) for j in staged]
+    started = time.perf_counter()
+    with StopSignals(lambda text: None) as stop:
+        records = {r.src: r for r in where.create(len(jobs)).results(jobs, settings, stop)}
+    seconds = time.perf_counter() - started
+    if stop.signum is not None:
+        raise KeyboardInterrupt
+    ordered = [records.get(str(j.src)) for j in jobs]
+    for record in ordered:
+        if record is None or record.status != "done" or record.psnr is None:
+            reason = record.error if record else "not run"
+            raise ImageError(f"{settings.backend} could not be scored: {reason}")
+    return [r for r in ordered if r is not None], seconds
+
+
+def _scores(record: Record, rgb_psnr: bool) -> dict[str, float]:
+    scores = {"psnr": record.psnr, "ssim": record.ssim}
+    if rgb_psnr:
+        scores["psnr_rgb"] = record.psnr_rgb
+    return {k: float(v) for k, v in scores.items() if v is not None}
 
 
 def _images(folder: Path) -> list[Path]:

@@ -15,7 +15,7 @@ from dataclasses import Field, asdict, fields
 from pathlib import Path
 from typing import Any
 
-from ._pipeline import Record
+from ._job import Record
 
 __all__ = ["REPORT_SUFFIXES", "summarise", "summary_line", "write_report", "write_text_atomic"]
 

@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from ._color import rgb_to_y
-from ._discover import image_files
+from ._plan import image_files
 
 Float = NDArray[np.float32]
 

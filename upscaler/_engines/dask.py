@@ -15,23 +15,22 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import signal
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from ._discover import Job
-from ._engines import EngineError, StopFlag
-from ._pipeline import Record, Settings
-from ._registry import load_backend
-from ._remote import AnyJob, is_done, run_job
+from .._job import Record, Settings, run_job, skip_record
+from .._plan import Job
+from .._registry import load_backend
+from .base import EngineError, StopFlag, cores
 
 __all__ = ["ALLOWED_FAILURES", "DaskEngine", "LeaveSignalsToDriver", "run_chunk", "stop_chunks"]
 
@@ -66,17 +65,16 @@ class DaskEngine:
     def __init__(self, scheduler: str | None = None, workers: int | None = None) -> None:
         self.scheduler, self.workers = scheduler, workers
 
-    def results(
-        self, jobs: Sequence[AnyJob], settings: Settings, stop: StopFlag
-    ) -> Iterator[Record]:
+    def results(self, jobs: Sequence[Job], settings: Settings, stop: StopFlag) -> Iterator[Record]:
         """Skipped records first, then one record per submitted job as chunks finish.
 
         The cluster is started (or joined) only when there is something to submit.
         """
         todo = []
         for job in jobs:
-            if settings.skip_existing and is_done(job):
-                yield run_job(job, settings)  # the skipped record, nothing read
+            skipped = skip_record(job, settings)
+            if skipped is not None:
+                yield skipped  # nothing submitted
             else:
                 todo.append(job)
         if not todo or stop.stopping:
@@ -96,7 +94,7 @@ class DaskEngine:
         with (
             dask.config.set(LOCAL_CLUSTER_CONFIG),
             dist.LocalCluster(
-                n_workers=self.workers or _cores(),
+                n_workers=self.workers or cores(),
                 threads_per_worker=1,
                 processes=True,
                 host="127.0.0.1",
@@ -126,26 +124,22 @@ def _distributed() -> Any:
     return distributed
 
 
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 class _Driver:
     """Feeds chunks of jobs to the cluster through a bounded window and collects records."""
 
     def __init__(self, client: Any, settings: Settings, stop: StopFlag) -> None:
         self.client, self.settings, self.stop = client, settings, stop
         self.threads = max(1, sum(client.nthreads().values()))
-        self.queue: deque[list[AnyJob]] = deque()
-        self.in_flight: dict[Any, list[AnyJob]] = {}
+        self.queue: deque[list[Job]] = deque()
+        self.in_flight: dict[Any, list[Job]] = {}
         #: Images whose own task died, to try again alone; and those so tried.
-        self.suspects: deque[AnyJob] = deque()
-        self.alone: set[AnyJob] = set()
+        self.suspects: deque[Job] = deque()
+        self.alone: set[Job] = set()
         self.finished = _distributed().as_completed()
         self.run_id = f"upscaler-{uuid4().hex[:8]}"
         self.submitted = 0
 
-    def run(self, jobs: list[AnyJob]) -> Iterator[Record]:
+    def run(self, jobs: list[Job]) -> Iterator[Record]:
         """Records of `jobs`, as their chunks finish."""
         size = min(MAX_CHUNK, max(1, math.ceil(len(jobs) / (SPREAD * self.threads))))
         self.queue.extend(jobs[i : i + size] for i in range(0, len(jobs), size))
@@ -185,7 +179,7 @@ class _Driver:
             self.alone.add(job)
             self._submit([job])
 
-    def _submit(self, chunk: list[AnyJob]) -> None:
+    def _submit(self, chunk: list[Job]) -> None:
         self.submitted += 1
         key = f"{self.run_id}-{self.submitted}"
         portable = [_portable_job(job) for job in chunk]
@@ -195,7 +189,7 @@ class _Driver:
         self.in_flight[future] = chunk
         self.finished.add(future)
 
-    def _records(self, future: Any, chunk: list[AnyJob]) -> list[Record]:
+    def _records(self, future: Any, chunk: list[Job]) -> list[Record]:
         try:
             records: list[Record] = future.result()
         except _distributed().KilledWorker as exc:
@@ -217,18 +211,15 @@ class _Driver:
             replace(r, src=str(j.src), dst=str(j.dst)) for r, j in zip(records, chunk, strict=False)
         ]
 
-    def _failed(self, job: AnyJob, reason: str) -> Record:
-        s = self.settings
-        return Record(
-            str(job.src), str(job.dst), "failed", reason, backend=s.backend, factor=s.factor
-        )
+    def _failed(self, job: Job, reason: str) -> Record:
+        return Record.of(job, self.settings, "failed", reason)
 
 
-def _portable_job(job: AnyJob) -> AnyJob:
+def _portable_job(job: Job) -> Job:
     """The job with absolute local paths: workers have their own working folders."""
-    if isinstance(job, Job):
-        return replace(job, src=job.src.absolute(), dst=job.dst.absolute())
-    return job  # URLs, and local paths already made absolute by `_remote`
+    src = job.src.absolute() if isinstance(job.src, Path) else job.src
+    dst = job.dst.absolute() if isinstance(job.dst, Path) else job.dst
+    return replace(job, src=src, dst=dst)
 
 
 def _portable_settings(settings: Settings) -> Settings:
@@ -238,8 +229,8 @@ def _portable_settings(settings: Settings) -> Settings:
     return replace(settings, options=options, reference=reference)
 
 
-def run_chunk(jobs: list[AnyJob], settings: Settings, run_id: str) -> list[Record]:
-    """On a worker: upscale `jobs`, which the driver found to need it (so none is skipped).
+def run_chunk(jobs: list[Job], settings: Settings, run_id: str) -> list[Record]:
+    """On a worker: upscale `jobs`, which the driver found to need it.
 
     The backend gets as many intra-op threads as the worker has threads unless --threads says
     otherwise (ONNX Runtime ignores OMP_NUM_THREADS, and its default, all cores per worker
@@ -249,7 +240,7 @@ def run_chunk(jobs: list[AnyJob], settings: Settings, run_id: str) -> list[Recor
     nthreads = _distributed().get_worker().state.nthreads
     threads = settings.options.threads or nthreads
     options = replace(settings.options, threads=threads, concurrent=nthreads)
-    on_worker = replace(settings, skip_existing=False, options=options)
+    on_worker = replace(settings, options=options)
     with suppress(Exception):  # errors: each image's record says why (load_backend locks)
         load_backend(on_worker.backend, on_worker.factor, on_worker.options)
     records = []

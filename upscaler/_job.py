@@ -1,15 +1,19 @@
-"""One image from path to result record: decode -> upscale -> encode.
+"""One job from plan to record: skip check, staging of URLs, decode -> upscale -> encode.
 
-`process_image` is pure apart from the files it reads and writes and the per-process
-backend cache, so a process pool (or a distributed engine) can run it as it is.
+`run_job` is pure apart from the files it reads and writes and the per-process backend
+cache, so any engine (threads, processes, a Dask cluster) runs it as it is. A job that names
+a URL goes through staging files in a private temporary folder: the input is downloaded there
+(unless it is local), the output encoded there and uploaded in one PUT (unless it is local,
+where `_codec.encode` writes it in place atomically).
 """
 
 from __future__ import annotations
 
 import errno
-import glob
 import math
 import os
+import posixpath
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -20,35 +24,37 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
+from . import _storage as storage
 from ._backend import BackendOptions
 from ._canvas import Canvas, new_canvas
-from ._codec import READABLE_SUFFIXES, decode, encode
-from ._discover import Job
-from ._engine import upscale_into
+from ._codec import decode, encode
+from ._defaults import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY
 from ._errors import ImageError, UpscalerError
 from ._metrics import consistency_psnr, score
+from ._plan import Job, find_reference
 from ._registry import load_backend
+from ._upscale import upscale_into
 
-__all__ = ["Record", "Settings", "is_disk_full", "is_up_to_date", "process_image"]
+__all__ = ["Record", "Settings", "is_disk_full", "is_done", "run_job", "skip_record"]
+
+TileCallback = Callable[[int, int], None]
 
 Status = Literal["done", "skipped", "failed"]
 #: Errors that say the disk is full: every image after this one would fail the same way.
 DISK_FULL_ERRNOS = frozenset(
     code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if code is not None
 )
-#: Default --max-pixels: 400 megapixels of output (6000x4000 at x4 is 384).
-DEFAULT_MAX_PIXELS = 400_000_000
 
 
 @dataclass(frozen=True)
 class Settings:
     """How every image of a run is processed."""
 
-    backend: str = "bicubic"
-    factor: int = 3
+    backend: str
+    factor: int
     tile: int | None = None
     overlap: int | None = None
-    quality: int = 95
+    quality: int = DEFAULT_QUALITY
     skip_existing: bool = True
     options: BackendOptions = field(default_factory=BackendOptions)
     #: Folder of originals, matched by relative path, to score outputs against.
@@ -83,24 +89,83 @@ class Record:
     #: remaining image would fail too, so the run stops. Not a report column (`error` says it).
     disk_full: str | None = field(default=None, metadata={"report": False})
 
+    @classmethod
+    def of(
+        cls, job: Job, settings: Settings | None, status: Status, error: str | None = None
+    ) -> Record:
+        """The record of `job` with `status`: locations as given, the run's backend and factor."""
+        backend, factor = (settings.backend, settings.factor) if settings else (None, None)
+        return cls(str(job.src), str(job.dst), status, error, backend=backend, factor=factor)
 
-def is_up_to_date(job: Job) -> bool:
-    """True when the output exists and is at least as new as the input."""
+
+def is_done(job: Job) -> bool:
+    """True when the job's output exists and is at least as new as its input (for a job that
+    names a URL: by the modification times its listings found)."""
+    if job.remote:
+        if job.src_mtime is None or job.dst_mtime is None:
+            return False
+        return job.dst_mtime >= job.src_mtime
     try:
         return os.stat(job.dst).st_mtime_ns >= os.stat(job.src).st_mtime_ns
     except OSError:
         return False
 
 
-def process_image(
-    job: Job, settings: Settings, on_tiles: Callable[[int, int], None] | None = None
-) -> Record:
-    """Upscale one file; never raises for a bad image, the record says what went wrong."""
-    base = Record(
-        str(job.src), str(job.dst), "skipped", backend=settings.backend, factor=settings.factor
-    )
-    if settings.skip_existing and is_up_to_date(job):
-        return base
+def skip_record(job: Job, settings: Settings) -> Record | None:
+    """The "skipped" record when the run skips existing outputs and `job`'s is up to date."""
+    if settings.skip_existing and is_done(job):
+        return Record.of(job, settings, "skipped")
+    return None
+
+
+def run_job(job: Job, settings: Settings, on_tiles: TileCallback | None = None) -> Record:
+    """Process one job (skipped if up to date); never raises for a bad image: the record
+    says what went wrong. `on_tiles(done, total)` follows the backend calls."""
+    skipped = skip_record(job, settings)
+    if skipped is not None:
+        return skipped
+    if not job.remote:
+        return _process_image(job, settings, on_tiles)
+    try:
+        staging = tempfile.TemporaryDirectory(prefix="upscaler-")
+    except OSError as exc:  # a full disk stops the run (`Record.disk_full`), else: this job
+        failed = Record.of(
+            job, settings, "failed", f"cannot make a temporary folder: {exc.strerror or exc}"
+        )
+        return replace(failed, disk_full=tempfile.gettempdir() if is_disk_full(exc) else None)
+    with staging as tmp:
+        return _staged(job, settings, Path(tmp), on_tiles)
+
+
+def _staged(job: Job, settings: Settings, tmp: Path, on_tiles: TileCallback | None) -> Record:
+    src = tmp / "in" / posixpath.basename(job.src) if isinstance(job.src, str) else job.src
+    dst = tmp / "out" / posixpath.basename(job.dst) if isinstance(job.dst, str) else job.dst
+    failed = Record.of(job, settings, "failed")
+    #: A full staging disk stops the run as a full output disk does (`Record.disk_full`).
+    staging = str(tmp.parent)
+    try:
+        if isinstance(job.src, str):
+            storage.download(job.src, src)
+    except Exception as exc:  # missing object, no permission, network...
+        if is_disk_full(exc):
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+            return replace(failed, error=f"cannot download: {reason}", disk_full=staging)
+        return replace(failed, error=f"cannot read: {type(exc).__name__}: {exc}")
+    record = _process_image(Job(src, dst, job.rel), settings, on_tiles)
+    if record.disk_full is not None and Path(record.disk_full).is_relative_to(tmp):
+        record = replace(record, disk_full=staging)  # `tmp` itself is gone when the run hears
+    try:
+        if record.status == "done" and isinstance(job.dst, str):
+            storage.upload(dst, job.dst)
+    except Exception as exc:
+        return replace(failed, error=f"cannot write: {type(exc).__name__}: {exc}")
+    return replace(record, src=str(job.src), dst=str(job.dst))
+
+
+def _process_image(job: Job, settings: Settings, on_tiles: TileCallback | None) -> Record:
+    """Decode -> upscale -> encode -> score one local file."""
+    assert isinstance(job.src, Path) and isinstance(job.dst, Path)
+    base = Record.of(job, settings, "skipped")
     started = time.perf_counter()
     try:
         backend = load_backend(settings.backend, settings.factor, settings.options)
@@ -155,19 +220,6 @@ def _scores(
     except (ImageError, ValueError) as exc:
         return {**scores, "reference": str(ref_path), "error": f"reference {ref_path}: {exc}"}
     return {**scores, "reference": str(ref_path), **measured}
-
-
-def find_reference(folder: Path, rel: Path) -> Path | None:
-    """The original of `rel` under `folder`: same relative path, or same stem, any image suffix."""
-    exact = folder / rel
-    if exact.is_file():
-        return exact
-    matches = sorted(
-        p
-        for p in exact.parent.glob(f"{glob.escape(rel.stem)}.*")
-        if p.suffix.lower() in READABLE_SUFFIXES
-    )
-    return matches[0] if matches else None
 
 
 def _round(value: float, digits: int = 4) -> float | None:

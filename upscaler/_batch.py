@@ -1,0 +1,311 @@
+"""`upscaler batch` as a function: plan -> lock -> run an engine -> report -> exit status.
+
+What the run shows while it goes (bars, per-image lines, messages) is the caller's `Progress`;
+where images are processed is an engine's (`_engines`); what happens to one image, `_job`'s.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from ._backend import BackendOptions
+from ._defaults import DEFAULT_ENGINE
+from ._engines import Engine, EngineError, cores, create_engine, engine_problem
+from ._errors import UpscalerError
+from ._job import Record, Settings, TileCallback, is_disk_full
+from ._lock import LockTimeout, hold_lock
+from ._plan import Discovery, Location, find_jobs
+from ._registry import load_backend
+from ._report import REPORT_SUFFIXES, summarise, summary_line, write_report
+
+__all__ = ["BatchRequest", "Progress", "StopSignals", "run_batch"]
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_DISK_FULL = 0, 1, 2, 3, 4
+#: Lock file in each output folder (hidden: never taken for an input).
+LOCK_NAME = ".upscaler.lock"
+
+
+class Progress(Protocol):
+    """What the run tells its user: `_progress.TerminalProgress` on the command line."""
+
+    def start(self, total: int) -> None: ...
+
+    def record(self, record: Record) -> None: ...
+
+    def tiles(self) -> TileCallback | None: ...
+
+    def message(self, text: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    """The options of `upscaler batch`, as parsed."""
+
+    #: Local paths, or URLs (str) for shared storage (s3://...).
+    inputs: tuple[Location, ...]
+    out: Location | None
+    factor: str
+    backend: str
+    weights: Path | None
+    device: str
+    tile: int | None
+    overlap: int | None
+    fmt: str
+    quality: int
+    report: Path | None
+    reference: Path | None
+    rgb_psnr: bool
+    jobs: int
+    threads: int | None
+    skip_existing: bool
+    max_pixels: int
+    lock_timeout: float
+    dry_run: bool
+    quiet: bool
+    engine: str = DEFAULT_ENGINE
+    scheduler: str | None = None
+    workers: int | None = None
+    #: "auto" (the backend's best on this machine), "fp32" or "bf16".
+    precision: str = "auto"
+
+    def in_flight(self, images: int) -> int:
+        """Images processed at once by one process: one per core (threads) when --jobs is 1.
+
+        Decoding, encoding and the backend release the GIL, so two images on two cores
+        overlap one's encoding with the other's network, and neither waits on the other.
+        """
+        return 1 if self.jobs > 1 else max(1, min(cores(), images))
+
+    def settings(self, images: int = 1) -> Settings:
+        """Settings for a run of `images` images (their number decides the backend's threads)."""
+        threads = self.threads or self._default_threads(images)
+        options = BackendOptions(
+            weights=self.weights,
+            device=self.device,
+            threads=threads,
+            precision=self.precision,
+            concurrent=self.in_flight(images) if self.engine == "local" else None,
+        )
+        return Settings(
+            backend=self.backend,
+            factor=int(self.factor),
+            tile=self.tile,
+            overlap=self.overlap,
+            quality=self.quality,
+            skip_existing=self.skip_existing,
+            options=options,
+            reference=self.reference,
+            rgb_psnr=self.rgb_psnr,
+            max_pixels=self.max_pixels,
+        )
+
+    def _default_threads(self, images: int) -> int | None:
+        if self.engine != "local":
+            return None  # on a cluster, each worker gives its backend its own thread count
+        return max(1, cores() // (self.jobs * self.in_flight(images)))
+
+    def create_engine(self, images: int, progress: Progress) -> Engine:
+        """The engine that runs this request's `images` images."""
+        return create_engine(
+            self.engine,
+            workers=self.in_flight(images) if self.engine == "local" else self.workers,
+            scheduler=self.scheduler,
+            processes=self.jobs,
+            tile_progress=progress.tiles,
+        )
+
+
+def run_batch(req: BatchRequest, progress: Progress) -> int:
+    """Run a batch; returns the exit status."""
+    if req.report and req.report.suffix.lower() not in REPORT_SUFFIXES:
+        return _usage(progress, f"--report must end in {', '.join(REPORT_SUFFIXES)}")
+    problem = engine_problem(req.engine, req.scheduler, req.workers, req.jobs)
+    if problem:
+        return _usage(progress, problem)
+    try:
+        found = find_jobs(req.inputs, req.out, int(req.factor), req.fmt)
+        settings = req.settings(len(found.jobs))
+        precision = None
+        if not req.dry_run and found.jobs:
+            backend = load_backend(settings.backend, settings.factor, settings.options)
+            precision = getattr(backend, "precision", None)
+    except UpscalerError as exc:
+        return _usage(progress, str(exc))
+    if req.dry_run:
+        return _dry_run(found, progress)
+    try:
+        with _locked(found.roots, req.lock_timeout):
+            return _process_all(req, settings, found, precision, progress)
+    except EngineError as exc:
+        return _usage(progress, str(exc))
+    except LockTimeout as exc:
+        progress.message(
+            f"upscaler: error: another upscaler run is writing to {exc.path.parent} "
+            f"(waited {req.lock_timeout:g} s for {exc.path})"
+        )
+        return EXIT_LOCKED
+    except OSError as exc:  # the output folder or its lock file cannot even be created
+        if not is_disk_full(exc):
+            raise
+        progress.message(
+            f"upscaler: error: cannot create {exc.filename or 'the output folder'}: "
+            f"{exc.strerror}: free some space and run the same command again"
+        )
+        return EXIT_DISK_FULL
+
+
+@contextmanager
+def _locked(roots: list[Path], timeout: float) -> Iterator[None]:
+    """Hold a lock file in each output folder, so that two runs never write the same files."""
+    with ExitStack() as stack:
+        for root in sorted(roots):
+            root.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(hold_lock(root / LOCK_NAME, timeout))
+        yield
+
+
+def _usage(progress: Progress, message: str) -> int:
+    progress.message(f"upscaler: error: {message}")
+    return EXIT_USAGE
+
+
+def _dry_run(found: Discovery, progress: Progress) -> int:
+    for job in found.jobs:
+        print(f"{job.src} -> {job.dst}", flush=True)
+    for path, reason in found.problems:
+        progress.message(f"{path}: {reason}")
+    progress.message(f"{len(found.jobs)} images, {len(found.not_images)} other files skipped")
+    return EXIT_SOME_FAILED if found.problems else EXIT_OK
+
+
+def _process_all(
+    req: BatchRequest,
+    settings: Settings,
+    found: Discovery,
+    precision: str | None,
+    progress: Progress,
+) -> int:
+    records = [Record(str(p), "", "failed", reason) for p, reason in found.problems]
+    for r in records:
+        progress.message(f"{r.src}: {r.error}")
+    started = time.perf_counter()
+    engine = req.create_engine(len(found.jobs), progress)
+    progress.start(len(found.jobs))
+    full: Record | None = None  # the first image that found the disk full
+    with StopSignals(progress.message) as stop:
+        try:
+            for record in engine.results(found.jobs, settings, stop):
+                records.append(record)
+                if record.disk_full is not None and full is None:
+                    full = record
+                    stop.halt()  # every image after it would fail the same way
+                progress.record(record)
+        finally:
+            progress.close()
+    summary = summarise(records, time.perf_counter() - started, len(found.not_images))
+    summary.update(backend=settings.backend, precision=precision)
+    if full is not None:
+        progress.message(_disk_full_message(full, records, found))
+    order = {str(job.src): i for i, job in enumerate(found.jobs)}
+    records.sort(key=lambda r: order.get(r.src, -1))  # input order, whatever finished first
+    report_status = _report(req.report, records, summary, progress) if req.report else EXIT_OK
+    if not req.quiet:
+        progress.message(summary_line(summary))
+    if full is not None or report_status == EXIT_DISK_FULL:
+        return EXIT_DISK_FULL  # before 130/143: the next run needs space first
+    if stop.signum is not None:
+        return 128 + stop.signum  # 130 for SIGINT, 143 for SIGTERM
+    return EXIT_SOME_FAILED if summary["failed"] or report_status else EXIT_OK
+
+
+def _report(path: Path, records: list[Record], summary: dict[str, Any], progress: Progress) -> int:
+    """Write the report: EXIT_OK, or one line on stderr and the status its failure calls for."""
+    try:
+        write_report(path, records, summary)
+    except OSError as exc:  # on the full disk too, or not writable: say so, no traceback
+        reason = exc.strerror or str(exc)
+        progress.message(f"upscaler: error: cannot write the report {path}: {reason}")
+        return EXIT_DISK_FULL if is_disk_full(exc) else EXIT_SOME_FAILED
+    return EXIT_OK
+
+
+def _disk_full_message(first: Record, records: list[Record], found: Discovery) -> str:
+    """The one line that says the run stopped for a full disk, and that a rerun resumes."""
+    folder = _full_folder(first.disk_full or first.dst, found.roots)
+    done = sum(r.status == "done" for r in records)
+    skipped = sum(r.status == "skipped" for r in records)
+    lacking = sum(r.disk_full is not None for r in records)
+    not_started = len(found.problems) + len(found.jobs) - len(records)
+    return (
+        f"upscaler: error: {folder} is full ({first.error}): the run stopped with {done} of "
+        f"{len(found.jobs)} images done ({skipped} skipped as already done), {lacking} failed "
+        f"for lack of space and {not_started} not started. Free some space and run the same "
+        "command again: it skips the finished outputs and carries on where it stopped."
+    )
+
+
+def _full_folder(folder: str, roots: list[Path]) -> str:
+    """The output folder (as given) that holds `folder`, or the staging temporary folder."""
+    where = Path(os.path.abspath(folder))
+    for root in sorted(roots, key=lambda r: len(Path(os.path.abspath(r)).parts), reverse=True):
+        if where.is_relative_to(os.path.abspath(root)):
+            return f"output folder {root}"
+    if where == Path(os.path.abspath(tempfile.gettempdir())):
+        return f"temporary folder {where} (where URL inputs and outputs are staged)"
+    return f"folder {where}"
+
+
+class StopSignals:
+    """The run's stop flag (`_engines.StopFlag`): once `stopping`, no new image is started.
+
+    `say` tells the user that a signal came.
+
+    While active, SIGINT/SIGTERM set it (`signum`), and so does `halt` (the run itself, when
+    the output disk is full). A second signal exits at once, without a report, as a user
+    pressing Ctrl-C twice wants (outputs being written are hidden temporary files, replaced by
+    the next run).
+    """
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self.say = say
+        self.signum: int | None = None
+        self.halted = False
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def stopping(self) -> bool:
+        """True once a signal came or `halt` was called."""
+        return self.halted or self.signum is not None
+
+    def halt(self) -> None:
+        """Stop for a reason of the run's own: the images in flight finish, no new one starts."""
+        self.halted = True
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signum is not None:
+            sys.stderr.flush()
+            os._exit(128 + signum)
+        self.signum = signum
+        self.say(f"upscaler: {signal.Signals(signum).name}: stopping after the images in flight")
