@@ -7,12 +7,9 @@ where images are processed is an engine's (`_engines`); what happens to one imag
 from __future__ import annotations
 
 import os
-import signal
-import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,8 +24,9 @@ from ._lock import LockTimeout, hold_lock
 from ._plan import Discovery, Location, find_jobs
 from ._registry import load_backend
 from ._report import REPORT_SUFFIXES, summarise, summary_line, write_report
+from ._stop import StopSignals
 
-__all__ = ["BatchRequest", "Progress", "StopSignals", "run_batch"]
+__all__ = ["BatchRequest", "Progress", "run_batch"]
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_LOCKED, EXIT_DISK_FULL = 0, 1, 2, 3, 4
 #: Lock file in each output folder (hidden: never taken for an input).
@@ -265,47 +263,3 @@ def _full_folder(folder: str, roots: list[Path]) -> str:
     if where == Path(os.path.abspath(tempfile.gettempdir())):
         return f"temporary folder {where} (where URL inputs and outputs are staged)"
     return f"folder {where}"
-
-
-class StopSignals:
-    """The run's stop flag (`_engines.StopFlag`): once `stopping`, no new image is started.
-
-    `say` tells the user that a signal came.
-
-    While active, SIGINT/SIGTERM set it (`signum`), and so does `halt` (the run itself, when
-    the output disk is full). A second signal exits at once, without a report, as a user
-    pressing Ctrl-C twice wants (outputs being written are hidden temporary files, replaced by
-    the next run).
-    """
-
-    def __init__(self, say: Callable[[str], None]) -> None:
-        self.say = say
-        self.signum: int | None = None
-        self.halted = False
-        self._previous: dict[int, Any] = {}
-
-    @property
-    def stopping(self) -> bool:
-        """True once a signal came or `halt` was called."""
-        return self.halted or self.signum is not None
-
-    def halt(self) -> None:
-        """Stop for a reason of the run's own: the images in flight finish, no new one starts."""
-        self.halted = True
-
-    def __enter__(self) -> StopSignals:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if self.signum is not None:
-            sys.stderr.flush()
-            os._exit(128 + signum)
-        self.signum = signum
-        self.say(f"upscaler: {signal.Signals(signum).name}: stopping after the images in flight")

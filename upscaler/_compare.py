@@ -28,7 +28,6 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from ._backend import BackendOptions
-from ._batch import StopSignals
 from ._codec import READABLE_SUFFIXES, Metadata, decode, encode, pixels_to_pil
 from ._defaults import DEFAULT_ENGINE
 from ._engines import Engine, cores, create_engine
@@ -39,6 +38,7 @@ from ._plan import Job
 from ._registry import load_backend
 from ._report import write_text_atomic
 from ._resize import bicubic_resize
+from ._stop import StopSignals
 
 __all__ = ["Comparison", "Where", "compare"]
 

@@ -35,7 +35,15 @@ from ._plan import Job, find_reference
 from ._registry import load_backend
 from ._upscale import upscale_into
 
-__all__ = ["Record", "Settings", "is_disk_full", "is_done", "run_job", "skip_record"]
+__all__ = [
+    "Record",
+    "Settings",
+    "is_disk_full",
+    "is_done",
+    "process_job",
+    "run_job",
+    "skip_record",
+]
 
 TileCallback = Callable[[int, int], None]
 
@@ -119,11 +127,15 @@ def skip_record(job: Job, settings: Settings) -> Record | None:
 
 
 def run_job(job: Job, settings: Settings, on_tiles: TileCallback | None = None) -> Record:
-    """Process one job (skipped if up to date); never raises for a bad image: the record
+    """Process one job, or skip it if up to date; never raises for a bad image: the record
     says what went wrong. `on_tiles(done, total)` follows the backend calls."""
     skipped = skip_record(job, settings)
-    if skipped is not None:
-        return skipped
+    return skipped if skipped is not None else process_job(job, settings, on_tiles)
+
+
+def process_job(job: Job, settings: Settings, on_tiles: TileCallback | None = None) -> Record:
+    """Process one job that the run decided to do (`run_job` without the skip check: for an
+    engine that made that decision elsewhere, as the Dask driver does)."""
     if not job.remote:
         return _process_image(job, settings, on_tiles)
     try:

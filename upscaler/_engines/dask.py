@@ -27,7 +27,7 @@ from uuid import uuid4
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from .._job import Record, Settings, run_job, skip_record
+from .._job import Record, Settings, process_job, skip_record
 from .._plan import Job
 from .._registry import load_backend
 from .base import EngineError, StopFlag, cores
@@ -230,7 +230,8 @@ def _portable_settings(settings: Settings) -> Settings:
 
 
 def run_chunk(jobs: list[Job], settings: Settings, run_id: str) -> list[Record]:
-    """On a worker: upscale `jobs`, which the driver found to need it.
+    """On a worker: upscale `jobs`, which the driver found to need it (so none is skipped
+    here: a chunk retried after its worker died redoes the images that worker finished).
 
     The backend gets as many intra-op threads as the worker has threads unless --threads says
     otherwise (ONNX Runtime ignores OMP_NUM_THREADS, and its default, all cores per worker
@@ -247,7 +248,7 @@ def run_chunk(jobs: list[Job], settings: Settings, run_id: str) -> list[Record]:
     for job in jobs:
         if run_id in _STOPPED:
             break
-        records.append(run_job(job, on_worker))
+        records.append(process_job(job, on_worker))
         if records[-1].disk_full is not None:  # the driver stops the run; this worker's
             _STOPPED.add(run_id)  # chunks stop now rather than when the driver says so
     return records
