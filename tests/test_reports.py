@@ -343,3 +343,16 @@ def test_bicubic_shrink_equals_pillows_float_resize(factor: int, height: int, wi
         ]
     )
     assert np.abs(ours - np.asarray(pillow)).max() < 1e-3
+
+
+def test_compare_that_fails_leaves_nothing_behind(tmp_path: Path) -> None:
+    empty, broken = tmp_path / "empty", tmp_path / "broken"
+    empty.mkdir()
+    broken.mkdir()
+    photo(32, 32).save(broken / "a.png")
+    (broken / "b.png").write_bytes(b"not a png")
+    for hr, reason in ((empty, "no images in"), (broken, "b.png")):
+        out = tmp_path / f"cmp-{hr.name}"
+        result = run_cli("compare", hr, "--factor", 2, "--backend", "bicubic", "-o", out)
+        assert result.returncode == 1 and reason in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr and not out.exists()

@@ -139,7 +139,10 @@ def _stage(hr_paths: Sequence[Path], factor: int, lr_dir: Path | None, tmp: Path
     inputs in tmp/lr, as PNG files named by index: one job per image."""
     jobs = []
     for i, hr_path in enumerate(hr_paths):
-        hr = _crop_to_multiple(decode(hr_path).pixels, factor)
+        try:
+            hr = _crop_to_multiple(decode(hr_path).pixels, factor)
+        except ImageError as exc:
+            raise ImageError(f"{hr_path}: {exc}") from exc
         lr = _low_resolution(hr, factor, lr_dir / hr_path.name if lr_dir else None)
         rel = Path(f"{i:06}.png")
         encode(hr, tmp / "hr" / rel, Metadata())
