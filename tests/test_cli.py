@@ -177,8 +177,21 @@ def test_progress_bar_on_a_terminal_plain_lines_otherwise(
     assert os.waitstatus_to_exitcode(status) == 0
     assert "4/4" in screen and "img" in screen and "done " not in screen  # tqdm, not log lines
     plain = run_cli("batch", mixed_tree, "-o", tmp_path / "plain", "--backend", "bicubic", *engine)
-    assert plain.stderr.count("done ") == 4 and "4/4" not in plain.stderr
+    assert plain.stderr.splitlines() == [plain.stderr.strip()]  # the summary line, nothing else
+    assert plain.stderr.startswith("4 done, 0 skipped, 0 failed")
+    verbose = run_cli(
+        "batch", mixed_tree, "-o", tmp_path / "plain", "--backend", "bicubic", "-v", *engine
+    )
+    assert verbose.stderr.count("skipped ") == 4 and "4/4" not in verbose.stderr
     quiet = run_cli(
         "batch", mixed_tree, "-o", tmp_path / "quiet", "--backend", "bicubic", "-q", *engine
     )
     assert quiet.stderr == ""
+
+
+def test_help_lists_every_command_without_cutting_it_short() -> None:
+    """`upscaler --help` shows each command's whole description; `--device` its choices."""
+    top = run_cli("--help")
+    commands = top.stdout.split("Commands:")[1].strip().splitlines()
+    assert len(commands) == 5 and not any(line.endswith("...") for line in commands), commands
+    assert "--device [cpu|cuda]" in run_cli("batch", "--help").stdout

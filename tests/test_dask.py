@@ -319,7 +319,7 @@ def test_joins_a_cluster_started_with_the_dask_commands(
     src, names = _tiny_photos(tmp_path, 6)
     # relative paths: the workers run in another folder, and the report keeps them as given
     args = ("batch", "in", "-o", "out", "--backend", "slow", "--factor", 2, "--engine", "dask")
-    result = run_cli(*args, "--scheduler", cluster, env=plugin_env, cwd=tmp_path)
+    result = run_cli(*args, "--scheduler", cluster, "-v", env=plugin_env, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "6 done, 0 skipped, 0 failed" in result.stderr
     assert f"done in/00.png -> {tmp_path / 'out' / '00.png'} (" in result.stderr

@@ -356,3 +356,70 @@ def test_compare_that_fails_leaves_nothing_behind(tmp_path: Path) -> None:
         result = run_cli("compare", hr, "--factor", 2, "--backend", "bicubic", "-o", out)
         assert result.returncode == 1 and reason in result.stderr, result.stderr
         assert "Traceback" not in result.stderr and not out.exists()
+
+
+def test_reports_survive_reruns_name_their_run_and_follow_the_umask(tmp_path: Path) -> None:
+    """A nightly `--report 'reports/{started:%Y-%m-%d}-{host}.json'` keeps each night's report;
+    every report says when, where and with what it ran; its mode follows the umask (0644)."""
+    import os
+    import socket
+    from datetime import date
+
+    umask = os.umask(0)
+    os.umask(umask)
+    mode = 0o666 & ~umask  # as the images get (0o644 under the usual umask 022)
+    src = tmp_path / "in"
+    src.mkdir()
+    photo(24, 16).save(src / "a.png")
+    pattern = tmp_path / "reports" / "{started:%Y-%m-%d}-{host}.json"
+    first = run_cli("batch", src, "--backend", "bicubic", "--report", pattern)
+    assert first.returncode == 0, first.stderr
+    path = tmp_path / "reports" / f"{date.today():%Y-%m-%d}-{socket.gethostname()}.json"
+    summary = json.loads(path.read_text())["summary"]
+    assert summary["done"] == 1 and summary["factor"] == 3 and summary["backend"] == "bicubic"
+    assert summary["host"] == socket.gethostname() and summary["version"]
+    assert summary["started"] <= summary["ended"] and summary["precision"] == "fp32"
+    assert (
+        path.stat().st_mode & 0o777
+        == mode
+        == (src.parent / "in-x3" / "a.png").stat().st_mode & 0o777
+    )
+    for suffix in (".csv", ".html"):
+        other = run_cli("batch", src, "--backend", "bicubic", "--report", tmp_path / f"r{suffix}")
+        assert other.returncode == 0 and (tmp_path / f"r{suffix}").stat().st_mode & 0o777 == mode
+    rows = list(csv.DictReader((tmp_path / "r.csv").read_text().splitlines()))
+    assert rows[0]["status"] == "skipped" and rows[0]["run_host"] == socket.gethostname()
+    assert f"host {socket.gethostname()}" in (tmp_path / "r.html").read_text()
+    bad = run_cli("batch", src, "--report", tmp_path / "{nope}.json")
+    assert (
+        bad.returncode == 2
+        and "bad placeholder" in bad.stderr
+        and not list(tmp_path.glob("*.json"))
+    )
+
+
+def test_compare_takes_the_benchmark_layout_of_hr_and_lr_pairs(
+    shared: Path, tmp_path: Path
+) -> None:
+    """Pointed at Set5 itself (image_SRF_N/*_HR.png beside *_LR.png), compare pairs the files
+    of the factor asked for, recursively, and scores what the batch scores."""
+    out = tmp_path / "cmp"
+    result = run_cli("compare", SET5, "--factor", 3, "--backend", "onnx", "-o", out)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((out / "report.json").read_text())
+    names = [i["name"] for i in data["images"]]
+    assert names == [f"image_SRF_3/img_00{i}_SRF_3_HR.png" for i in range(1, 6)]
+    listed = next(m for m in manifest()["models"] if m["factor"] == 3)["set5_psnr_y"]
+    assert data["summary"]["onnx"]["psnr"] == pytest.approx(listed, abs=0.005)
+    none = run_cli(
+        "compare",
+        SET5 / "image_SRF_2",
+        "--factor",
+        3,
+        "--backend",
+        "bicubic",
+        "-o",
+        tmp_path / "none",
+    )
+    assert none.returncode == 1 and "no *_HR/*_LR image pairs at x3" in none.stderr
+    assert not (tmp_path / "none").exists()

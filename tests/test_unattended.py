@@ -324,3 +324,56 @@ def test_report_on_the_full_disk_is_one_line_and_exit_4(small_disk: Path, tmp_pa
     assert "Traceback" not in result.stderr
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler", "out"]  # no .tmp
     assert [p.name for p in out.iterdir()] == [".upscaler.lock"]
+
+
+@pytest.mark.parametrize("given", ["relative", "absolute", "root file", "dangling link"])
+def test_a_missing_input_creates_nothing_and_is_a_usage_error(tmp_path: Path, given: str) -> None:
+    """An unmounted share or a typo: one line, exit 2 (not 1, failed images), no folder and
+    no lock anywhere, no traceback."""
+    work = tmp_path / "cwd"
+    work.mkdir()
+    link = work / "link"
+    link.symlink_to(tmp_path / "gone")
+    name = {
+        "relative": "nosuch",
+        "absolute": str(tmp_path / "mnt" / "photos"),
+        "root file": "/nonexistent-upscaler-input.jpg",
+        "dangling link": "link",
+    }[given]
+    before = sorted(tmp_path.rglob("*"))
+    result = run_cli("batch", name, cwd=work)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"upscaler: error: {name}: "), lines
+    assert sorted(tmp_path.rglob("*")) == before  # nothing made, here or beside a parent
+    assert not Path("/nonexistent-upscaler-input-x3").exists()
+
+
+def test_cron_runs_print_one_line_or_only_what_failed(tmp_path: Path) -> None:
+    """As cron runs it (`env -i`, no terminal): a night with nothing new prints the summary
+    line alone, a night with a broken image prints that image's line and the summary."""
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(3):
+        photo(24, 16, seed=i).save(src / f"{i}.png")
+    command = [*upscaler_command(), "batch", str(src), "--backend", "bicubic"]
+    env = {"PATH": "/usr/bin:/bin"}
+
+    def cron(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*command, *extra], env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL
+        )
+
+    first = cron()
+    assert first.returncode == 0 and first.stdout == "", first.stderr
+    assert first.stderr.splitlines() == [first.stderr.strip()] and "3 done" in first.stderr
+    nothing_new = cron()
+    assert nothing_new.stderr.count("\n") == 1 and "0 done, 3 skipped" in nothing_new.stderr
+    assert cron("-q").stderr == ""
+    (src / "broken.png").write_bytes(b"not a png")
+    broken = cron()
+    lines = broken.stderr.strip().splitlines()
+    assert broken.returncode == 1 and len(lines) == 2, lines
+    assert lines[0] == f"{src / 'broken.png'}: not a recognised image file"
+    assert lines[1].startswith("0 done, 3 skipped, 1 failed")
+    assert cron("-q").stderr.strip() == lines[0]

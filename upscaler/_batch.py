@@ -7,14 +7,17 @@ where images are processed is an engine's (`_engines`); what happens to one imag
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
+from . import __version__
 from ._backend import BackendOptions
 from ._defaults import DEFAULT_ENGINE
 from ._engines import Engine, EngineError, cores, create_engine, engine_problem
@@ -23,7 +26,7 @@ from ._job import Record, Settings, TileCallback, is_disk_full
 from ._lock import LockTimeout, hold_lock
 from ._plan import Discovery, Location, find_jobs
 from ._registry import load_backend
-from ._report import REPORT_SUFFIXES, summarise, summary_line, write_report
+from ._report import REPORT_SUFFIXES, report_path, summarise, summary_line, write_report
 from ._stop import StopSignals
 
 __all__ = ["BatchRequest", "Progress", "run_batch"]
@@ -72,6 +75,8 @@ class BatchRequest:
     lock_timeout: float
     dry_run: bool
     quiet: bool
+    #: A line per image (printed by the progress that the command line hands over).
+    verbose: bool = False
     engine: str = DEFAULT_ENGINE
     scheduler: str | None = None
     workers: int | None = None
@@ -127,8 +132,14 @@ class BatchRequest:
 
 def run_batch(req: BatchRequest, progress: Progress) -> int:
     """Run a batch; returns the exit status."""
+    started = datetime.now().astimezone()
     if req.report and req.report.suffix.lower() not in REPORT_SUFFIXES:
         return _usage(progress, f"--report must end in {', '.join(REPORT_SUFFIXES)}")
+    try:
+        report = report_path(req.report, started) if req.report else None
+    except UpscalerError as exc:
+        return _usage(progress, str(exc))
+    req = replace(req, report=report)
     problem = engine_problem(req.engine, req.scheduler, req.workers, req.jobs)
     if problem:
         return _usage(progress, problem)
@@ -145,7 +156,7 @@ def run_batch(req: BatchRequest, progress: Progress) -> int:
         return _dry_run(found, progress)
     try:
         with _locked(found.roots, req.lock_timeout):
-            return _process_all(req, settings, found, precision, progress)
+            return _process_all(req, settings, found, precision, progress, started)
     except EngineError as exc:
         return _usage(progress, str(exc))
     except LockTimeout as exc:
@@ -194,11 +205,12 @@ def _process_all(
     found: Discovery,
     precision: str | None,
     progress: Progress,
+    started: datetime,
 ) -> int:
     records = [Record(str(p), "", "failed", reason) for p, reason in found.problems]
     for r in records:
         progress.message(f"{r.src}: {r.error}")
-    started = time.perf_counter()
+    clock = time.perf_counter()
     engine = req.create_engine(len(found.jobs), progress)
     progress.start(len(found.jobs))
     full: Record | None = None  # the first image that found the disk full
@@ -212,8 +224,16 @@ def _process_all(
                 progress.record(record)
         finally:
             progress.close()
-    summary = summarise(records, time.perf_counter() - started, len(found.not_images))
-    summary.update(backend=settings.backend, precision=precision)
+    summary = summarise(records, time.perf_counter() - clock, len(found.not_images))
+    summary.update(
+        started=started.isoformat(timespec="seconds"),
+        ended=datetime.now().astimezone().isoformat(timespec="seconds"),
+        version=__version__,
+        host=socket.gethostname(),
+        backend=settings.backend,
+        precision=precision,
+        factor=settings.factor,
+    )
     if full is not None:
         progress.message(_disk_full_message(full, records, found))
     order = {str(job.src): i for i, job in enumerate(found.jobs)}

@@ -79,7 +79,7 @@ def cli() -> None:
     """Make photos larger with ESPCN, a sub-pixel convolutional network."""
 
 
-@cli.command()
+@cli.command(short_help="Upscale the images of folders, files or URLs.")
 @click.argument("inputs", nargs=-1, required=True, type=Location(click.Path(path_type=Path)))
 @click.option(
     "-o",
@@ -108,7 +108,11 @@ def cli() -> None:
     help="Model file instead of the shipped one: .onnx (onnx, openvino) or .keras (keras).",
 )
 @click.option(
-    "--device", default="cpu", show_default=True, help="Where a network backend runs: cpu or cuda."
+    "--device",
+    type=click.Choice(["cpu", "cuda"]),
+    default="cpu",
+    show_default=True,
+    help="Where a network backend runs (cuda: onnx with onnxruntime-gpu).",
 )
 @click.option(
     "--tile", type=click.IntRange(min=8), help="Tile side in input pixels [default: the backend's]."
@@ -178,7 +182,16 @@ def cli() -> None:
     help="Seconds to wait for another run writing to the same output folder; then exit 3.",
 )
 @click.option("--dry-run", is_flag=True, help="List what would be done, write nothing.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress output; errors are still printed.")
+@click.option(
+    "-q", "--quiet", is_flag=True, help="Print only failures: no progress bar, no summary line."
+)
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="A line per image, skipped ones too [default: a bar on a terminal, else nothing but "
+    "failures and the summary line].",
+)
 def batch(**kwargs: object) -> None:
     """Upscale every image in INPUTS (files or folders, walked recursively).
 
@@ -195,11 +208,13 @@ def batch(**kwargs: object) -> None:
     from ._progress import TerminalProgress
 
     kwargs["backend"] = kwargs["backend"] or default_backend(str(kwargs["device"]))
-    progress = TerminalProgress(quiet=bool(kwargs["quiet"]))
+    if kwargs["quiet"] and kwargs["verbose"]:
+        raise click.UsageError("--quiet and --verbose do not go together")
+    progress = TerminalProgress(quiet=bool(kwargs["quiet"]), verbose=bool(kwargs["verbose"]))
     sys.exit(run_batch(BatchRequest(**kwargs), progress))  # type: ignore[arg-type]
 
 
-@cli.command()
+@cli.command(short_help="Score backends against ground-truth images.")
 @click.argument("hr_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @factor_option
 @click.option(
@@ -274,7 +289,7 @@ def compare(
     click.echo(f"wrote {out / 'index.html'}")
 
 
-@cli.command()
+@cli.command(short_help="List the backends and whether they run here.")
 def backends() -> None:
     """List the registered backends: factors, precision here, whether they can run here."""
     from ._precision import bf16_features
@@ -293,7 +308,7 @@ def backends() -> None:
     click.echo(f"native bfloat16 on this CPU: {native}; --precision auto follows it")
 
 
-@cli.command()
+@cli.command(short_help="Train ESPCN on photos (keras extra).")
 @click.argument(
     "data_dirs",
     nargs=-1,
@@ -384,7 +399,7 @@ def train(
     )
 
 
-@cli.command()
+@cli.command(short_help="Export a trained .keras model to ONNX (keras extra).")
 @click.argument("model", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "-o",

@@ -19,7 +19,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
@@ -28,13 +28,13 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from ._backend import BackendOptions
-from ._codec import READABLE_SUFFIXES, Metadata, decode, encode, pixels_to_pil
+from ._codec import Metadata, decode, encode, pixels_to_pil
 from ._defaults import DEFAULT_ENGINE
 from ._engines import Engine, cores, create_engine
 from ._errors import ImageError
 from ._job import Record, Settings
 from ._metrics import y_channel
-from ._plan import Job
+from ._plan import Job, image_files
 from ._registry import load_backend
 from ._report import write_text_atomic
 from ._resize import bicubic_resize
@@ -89,17 +89,21 @@ def compare(
     rgb_psnr: bool = False,
     where: Where | None = None,
 ) -> Comparison:
-    """Run every backend on every image of `hr_dir`, score, and write the three reports."""
-    hr_paths = _images(hr_dir)
-    if not hr_paths:
-        raise ImageError(f"no images in {hr_dir}")
+    """Run every backend on every image of `hr_dir`, score, and write the three reports.
+
+    `hr_dir` is walked recursively. Where it holds `*_HR.*` files beside `*_LR.*` ones (the
+    layout of Set5, Set14, BSD100...), those pairs whose sizes fit `factor` are compared;
+    otherwise every image is ground truth, its input taken from `lr_dir` (same relative path)
+    or made with antialiased bicubic.
+    """
+    pairs = _pairs(hr_dir, factor, lr_dir)
     where = where or Where()
-    options = options or _threads_for(where, len(hr_paths))
+    options = options or _threads_for(where, len(pairs))
     for name in backends:  # an unknown or unusable backend stops the run before any work
         load_backend(name, factor, options)
     result = Comparison(factor, list(backends))
     with tempfile.TemporaryDirectory(prefix="upscaler-compare-") as tmp:
-        staged = _stage(hr_paths, factor, lr_dir, Path(tmp))
+        staged = _stage(pairs, factor, Path(tmp))
         outputs = {}
         for name in backends:
             settings = Settings(
@@ -112,14 +116,15 @@ def compare(
             )
             outputs[name], result.seconds[name] = _run(staged, settings, where, Path(tmp) / name)
         (out / "crops").mkdir(parents=True, exist_ok=True)
-        for i, (hr_path, job) in enumerate(zip(hr_paths, staged, strict=True)):
+        for i, (pair, job) in enumerate(zip(pairs, staged, strict=True)):
             hr = decode(Path(tmp) / "hr" / job.rel).pixels
             upscaled = {b: decode(Path(outputs[b][i].dst)).pixels for b in backends}
+            stem = PurePosixPath(pair.name).with_suffix("").as_posix().replace("/", "_")
             result.images.append(
                 {
-                    "name": hr_path.name,
+                    "name": pair.name,
                     **{b: _scores(outputs[b][i], rgb_psnr) for b in backends},
-                    "crops": _save_crops(out / "crops", hr_path.stem, hr, upscaled),
+                    "crops": _save_crops(out / "crops", stem, hr, upscaled),
                 }
             )
     _write_reports(out, result)
@@ -134,16 +139,54 @@ def _threads_for(where: Where, images: int) -> BackendOptions:
     return BackendOptions(threads=max(1, cores() // in_flight), concurrent=in_flight)
 
 
-def _stage(hr_paths: Sequence[Path], factor: int, lr_dir: Path | None, tmp: Path) -> list[Job]:
+@dataclass(frozen=True)
+class _Pair:
+    """One image to compare: its name in the reports, ground truth, given input (if any)."""
+
+    name: str
+    hr: Path
+    lr: Path | None
+
+
+def _pairs(hr_dir: Path, factor: int, lr_dir: Path | None) -> list[_Pair]:
+    files = image_files(hr_dir)
+    marked = [p for p in files if p.stem.endswith("_HR")]
+    if not marked:
+        pairs = [_Pair(p.relative_to(hr_dir).as_posix(), p, None) for p in files]
+        if lr_dir is not None:
+            pairs = [_Pair(p.name, p.hr, lr_dir / p.name) for p in pairs]
+        if not pairs:
+            raise ImageError(f"no images in {hr_dir}")
+        return pairs
+    pairs = []
+    for hr in marked:
+        lr = hr.with_name(f"{hr.stem[:-3]}_LR{hr.suffix}")
+        if lr.is_file() and _fits(hr, lr, factor):
+            pairs.append(_Pair(hr.relative_to(hr_dir).as_posix(), hr, lr))
+    if not pairs:
+        raise ImageError(f"no *_HR/*_LR image pairs at x{factor} in {hr_dir}")
+    return pairs
+
+
+def _fits(hr: Path, lr: Path, factor: int) -> bool:
+    """True when the LR image is the HR one's size divided by `factor` (from the headers)."""
+    try:
+        with Image.open(hr) as big, Image.open(lr) as small:
+            return (big.width // factor, big.height // factor) == small.size
+    except (OSError, ValueError) as exc:
+        raise ImageError(f"{hr} or {lr}: not a readable image ({exc})") from exc
+
+
+def _stage(pairs: Sequence[_Pair], factor: int, tmp: Path) -> list[Job]:
     """Ground truth (cropped to a multiple of `factor`) in tmp/hr and the low-resolution
     inputs in tmp/lr, as PNG files named by index: one job per image."""
     jobs = []
-    for i, hr_path in enumerate(hr_paths):
+    for i, pair in enumerate(pairs):
         try:
-            hr = _crop_to_multiple(decode(hr_path).pixels, factor)
+            hr = _crop_to_multiple(decode(pair.hr).pixels, factor)
         except ImageError as exc:
-            raise ImageError(f"{hr_path}: {exc}") from exc
-        lr = _low_resolution(hr, factor, lr_dir / hr_path.name if lr_dir else None)
+            raise ImageError(f"{pair.hr}: {exc}") from exc
+        lr = _low_resolution(hr, factor, pair.lr)
         rel = Path(f"{i:06}.png")
         encode(hr, tmp / "hr" / rel, Metadata())
         encode(lr, tmp / "lr" / rel, Metadata())
@@ -175,14 +218,6 @@ def _scores(record: Record, rgb_psnr: bool) -> dict[str, float]:
     if rgb_psnr:
         scores["psnr_rgb"] = record.psnr_rgb
     return {k: float(v) for k, v in scores.items() if v is not None}
-
-
-def _images(folder: Path) -> list[Path]:
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in READABLE_SUFFIXES
-    )
 
 
 def _crop_to_multiple(img: NDArray[Any], factor: int) -> NDArray[Any]:

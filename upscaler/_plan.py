@@ -23,6 +23,7 @@ __all__ = [
     "Discovery",
     "Job",
     "Location",
+    "MissingInput",
     "OutputInsideInput",
     "find_jobs",
     "find_reference",
@@ -35,6 +36,11 @@ Location = Path | str
 
 class OutputInsideInput(UpscalerError):
     """The output folder lies inside an input folder (a usage error)."""
+
+
+class MissingInput(UpscalerError):
+    """An input that does not exist (an unmounted share, a typo): a usage error, found before
+    anything is created."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,8 @@ def find_reference(folder: Path, rel: Path) -> Path | None:
 def default_output(root: Path, factor: int) -> Path:
     """The sibling folder `<input>-x<factor>` of an input folder."""
     root = _absolute(root)
+    if not root.name:
+        raise UpscalerError(f"no folder can be made beside {root}: give one with -o")
     return root.with_name(f"{root.name}-x{factor}")
 
 
@@ -101,6 +109,12 @@ def discover(inputs: Sequence[Path], out: Path | None, factor: int, fmt: str) ->
     A folder's images keep their relative paths under OUT (default: the folder's sibling
     `<folder>-x<factor>`); a file goes to OUT/<name> (default: `<its folder>-x<factor>/`).
     """
+    for given in inputs:
+        if not given.exists():
+            link = given.is_symlink()
+            raise MissingInput(
+                f"{given}: {'dangling symbolic link' if link else 'no such file or folder'}"
+            )
     found = Discovery()
     roots = [_absolute(p) for p in inputs if p.is_dir()]
     claimed: dict[Location, Location] = {}
@@ -170,6 +184,9 @@ def _local(location: str) -> Location:
 def _discover_remote(inputs: list[str], out: Location | None, factor: int, fmt: str) -> Discovery:
     found = Discovery()
     kinds = {given: _kind(given, found) for given in inputs}
+    missing = [given for given, kind in kinds.items() if kind is None]
+    if missing:
+        raise MissingInput("; ".join(f"{g}: {r}" for g, r in found.problems if g in missing))
     folders = [given for given, k in kinds.items() if k == "dir"]
     claimed: dict[Location, Location] = {}
     outputs: dict[str, dict[str, float | None]] = {}
@@ -179,8 +196,6 @@ def _discover_remote(inputs: list[str], out: Location | None, factor: int, fmt: 
         _refuse_inside(target, folders)
         if not is_url(target) and Path(target) not in found.roots:
             found.roots.append(Path(target))
-        if kinds[given] is None:
-            continue
         if target not in outputs:  # what is already there, for skip-existing
             outputs[target] = {e.rel: e.mtime for e in storage.list_files(target)}
         entries = storage.list_files(given) if kinds[given] == "dir" else [storage.entry(given)]

@@ -25,26 +25,27 @@ TILE_BAR_MIN = 16
 
 
 class TerminalProgress:
-    """Bars on a terminal (unless quiet); elsewhere one line per image (unless quiet)."""
+    """What cron-friendly tools print: failures always; a bar on a terminal (not when quiet
+    or verbose); with `verbose`, one line per image, skipped ones too."""
 
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
+    def __init__(self, quiet: bool = False, verbose: bool = False) -> None:
+        self.quiet, self.verbose = quiet, verbose
         self.bar: tqdm | None = None
         self.lines, self.count, self.lock = threading.local(), 0, threading.Lock()
 
     def start(self, total: int) -> None:
         """The run has `total` images to go through."""
-        if not self.quiet and sys.stderr.isatty():
+        if not self.quiet and not self.verbose and sys.stderr.isatty():
             self.bar = _image_bar(total)
 
     def record(self, record: Record) -> None:
-        """One image finished (any status): a line for failures, and for the others when no
-        bar shows progress."""
+        """One image finished (any status): a line for a failure, and for any image when
+        verbose."""
         if record.disk_full is not None:
             pass  # said once for the run, after the images in flight (`_batch`)
         elif record.status == "failed":
             self.message(f"{record.src}: {record.error}")
-        elif self.bar is None and not self.quiet:
+        elif self.verbose:
             self.message(f"{record.status} {record.src} -> {record.dst} ({record.seconds:.2f} s)")
         if self.bar is not None:
             self.bar.update(1)

@@ -7,19 +7,43 @@ import html
 import io
 import json
 import os
+import socket
 import statistics
-import tempfile
+import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import Field, asdict, fields
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from ._errors import UpscalerError
 from ._job import Record
 
-__all__ = ["REPORT_SUFFIXES", "summarise", "summary_line", "write_report", "write_text_atomic"]
+__all__ = [
+    "REPORT_SUFFIXES",
+    "RUN_FIELDS",
+    "report_path",
+    "summarise",
+    "summary_line",
+    "write_report",
+    "write_text_atomic",
+]
 
 REPORT_SUFFIXES = (".json", ".csv", ".html")
+#: What every report says about its run (the CSV report repeats them on every row).
+RUN_FIELDS = ("started", "ended", "version", "host", "backend", "precision", "factor")
+
+
+def report_path(path: Path, started: datetime) -> Path:
+    """`path` with its placeholders filled: `{started:FORMAT}` (strftime) and `{host}`, so that
+    a nightly run writes a report of its own instead of replacing the last one."""
+    try:
+        return Path(str(path).format(started=started, host=socket.gethostname()))
+    except (KeyError, IndexError, ValueError) as exc:
+        raise UpscalerError(
+            f"--report {path}: bad placeholder ({exc}); use {{started:%Y-%m-%d}} or {{host}}"
+        ) from exc
 
 
 def summarise(records: Sequence[Record], seconds: float, not_images: int) -> dict[str, Any]:
@@ -74,15 +98,20 @@ def write_report(path: Path, records: Sequence[Record], summary: dict[str, Any])
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write `text` to a temporary file beside `path`, then rename it into place."""
+    """Write `text` to a temporary file beside `path`, then rename it into place.
+
+    The file gets the permissions the umask gives (as the images do), not mkstemp's 0600.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(tmp, flags, 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -120,10 +149,12 @@ def _row(r: Record) -> list[Any]:
 
 
 def _csv(records: Sequence[Record], summary: dict[str, Any]) -> str:
+    """One row per image, the run's facts repeated on each (a CSV has no header block)."""
+    run = [summary.get(k) for k in RUN_FIELDS]
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(_columns())
-    writer.writerows(_row(r) for r in records)
+    writer.writerow([*_columns(), *(f"run_{k}" for k in RUN_FIELDS)])
+    writer.writerows([*_row(r), *run] for r in records)
     return buf.getvalue()
 
 
@@ -136,6 +167,7 @@ tr.failed {{ background: #fdd; }} tr.skipped {{ color: #888; }}
 </style></head><body>
 <h1>upscaler batch report</h1>
 <p>{summary}</p>
+<p class="run">{run}</p>
 <table><thead><tr>{head}</tr></thead><tbody>
 {rows}
 </tbody></table></body></html>
@@ -150,4 +182,7 @@ def _html(records: Sequence[Record], summary: dict[str, Any]) -> str:
         + "</tr>"
         for r in records
     )
-    return _PAGE.format(summary=html.escape(summary_line(summary)), head=head, rows=rows)
+    run = ", ".join(f"{k} {summary[k]}" for k in RUN_FIELDS if summary.get(k) is not None)
+    return _PAGE.format(
+        summary=html.escape(summary_line(summary)), run=html.escape(run), head=head, rows=rows
+    )
