@@ -53,3 +53,10 @@ def test_lock_pins_every_dependency_within_pyproject_ranges() -> None:
 def test_peer_lock_keeps_the_opencv_line_that_reads_the_peer_models() -> None:
     pins = _pins((ROOT / "requirements" / "peer.txt").read_text())
     assert pins["opencv-contrib-python-headless"].startswith("4."), pins
+
+
+def test_readme_is_a_front_door_not_a_notebook() -> None:
+    """Method and history live in docs/; the README stays short enough to read (issue 17)."""
+    assert len(README) < 15_000, f"README.md has {len(README)} characters"
+    for link in re.findall(r"\]\((docs/[^)#]+)", README):
+        assert (ROOT / link).is_file(), link
