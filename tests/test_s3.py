@@ -168,7 +168,7 @@ def test_unreachable_storage_is_a_reason_not_a_traceback(endpoint: dict[str, str
         "AWS_MAX_ATTEMPTS": "1",
     }
     result = run_cli("batch", "s3://bucket/in", "-o", "s3://bucket/out", env=env)
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == 2, result.stderr  # as a missing mount: the run cannot start
     assert "s3://bucket/in: EndpointConnectionError: Could not connect" in result.stderr
     assert "Traceback" not in result.stderr
 
