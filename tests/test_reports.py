@@ -423,3 +423,54 @@ def test_compare_takes_the_benchmark_layout_of_hr_and_lr_pairs(
     )
     assert none.returncode == 1 and "no *_HR/*_LR image pairs at x3" in none.stderr
     assert not (tmp_path / "none").exists()
+
+
+BLACKOUT = """
+import numpy as np
+
+class Backend:
+    halo = 0
+    channels = "color"
+    default_tile = 64
+    factor = 2
+
+    def upscale(self, tiles):
+        if tiles.shape[2] == 13:  # any image 13 pixels wide comes out black
+            return np.zeros((tiles.shape[0], tiles.shape[1] * 2, 26, tiles.shape[3]), np.float32)
+        return tiles.repeat(2, axis=1).repeat(2, axis=2)
+
+class Plugin:
+    factors = (2,)
+
+    def unavailable_reason(self):
+        return None
+
+    def create(self, factor, options):
+        return Backend()
+
+plugin = Plugin()
+"""
+
+
+def test_suspect_outputs_are_named_in_the_summary_and_the_report(tmp_path: Path) -> None:
+    """A black output among healthy ones is flagged (18 dB under the run's median, for a
+    backend with no measured floor); a shipped model's healthy outputs are not."""
+    from conftest import install_plugin
+
+    env = install_plugin(tmp_path / "site", "blackout_backend", BLACKOUT, {"blackout": "plugin"})
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(5):
+        photo(24, 16, seed=i).save(src / f"ok{i}.png")
+    photo(13, 9).save(src / "bad.png")
+    report = tmp_path / "r.json"
+    args = ("batch", src, "--factor", 2, "--backend", "blackout", "--report", report)
+    result = run_cli(*args, env=env)
+    assert result.returncode == 0, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert "1 suspect (consistency PSNR under " in line and line.endswith(str(src / "bad.png"))
+    data = json.loads(report.read_text())
+    assert data["summary"]["suspect"] == [str(src / "bad.png")]
+    assert {Path(r["src"]).name for r in data["images"] if r["suspect"]} == {"bad.png"}
+    healthy = run_cli("batch", src, "--factor", 2, "--backend", "onnx", "-o", tmp_path / "o")
+    assert healthy.returncode == 0 and "suspect" not in healthy.stderr, healthy.stderr

@@ -26,7 +26,15 @@ from ._job import Record, Settings, TileCallback, is_disk_full
 from ._lock import LockTimeout, hold_lock
 from ._plan import Discovery, Location, find_jobs
 from ._registry import load_backend
-from ._report import REPORT_SUFFIXES, report_path, summarise, summary_line, write_report
+from ._report import (
+    REPORT_SUFFIXES,
+    consistency_floor,
+    flag_suspects,
+    report_path,
+    summarise,
+    summary_line,
+    write_report,
+)
 from ._stop import StopSignals
 
 __all__ = ["BatchRequest", "Progress", "run_batch"]
@@ -224,7 +232,11 @@ def _process_all(
                 progress.record(record)
         finally:
             progress.close()
+    own_model = settings.options.weights is not None
+    floor = consistency_floor(records, settings.backend, own_model)
+    records = flag_suspects(records, floor)
     summary = summarise(records, time.perf_counter() - clock, len(found.not_images))
+    summary["consistency_floor"] = floor
     summary.update(
         started=started.isoformat(timespec="seconds"),
         ended=datetime.now().astimezone().isoformat(timespec="seconds"),

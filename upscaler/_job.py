@@ -88,6 +88,8 @@ class Record:
     output_size: tuple[int, int] | None = None
     #: Y-PSNR of the output shrunk back to the input's size, against the input (dB).
     consistency_psnr: float | None = None
+    #: The consistency PSNR is under the run's floor (`_report.flag_suspects`): look at it.
+    suspect: bool = False
     #: Against --reference, with the shared protocol (Y, border crop = factor).
     reference: str | None = None
     psnr: float | None = None

@@ -12,7 +12,7 @@ import statistics
 import uuid
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import Field, asdict, fields
+from dataclasses import Field, asdict, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,8 @@ from ._job import Record
 __all__ = [
     "REPORT_SUFFIXES",
     "RUN_FIELDS",
+    "consistency_floor",
+    "flag_suspects",
     "report_path",
     "summarise",
     "summary_line",
@@ -31,6 +33,15 @@ __all__ = [
 ]
 
 REPORT_SUFFIXES = (".json", ".csv", ".html")
+#: Consistency PSNR (dB) under which an output of a shipped model is suspect: 1 dB under the
+#: lowest of 400 healthy BSDS500 photos at x2, x3 and x4 (bicubic 30.8, onnx 43.1; README),
+#: above black frames, upside-down outputs and most seams and RGB/BGR mix-ups.
+CONSISTENCY_FLOORS = {"bicubic": 30.0, "onnx": 42.0, "openvino": 42.0, "keras": 42.0}
+#: Other backends and models: this far under the run's median is suspect (the widest healthy
+#: spread under the median measured on those 400 photos was 15.5 dB).
+UNDER_MEDIAN = 18.0
+#: A run needs this many scored images for its median to mean anything.
+MEDIAN_MIN_IMAGES = 5
 #: What every report says about its run (the CSV report repeats them on every row).
 RUN_FIELDS = ("started", "ended", "version", "host", "backend", "precision", "factor")
 
@@ -44,6 +55,25 @@ def report_path(path: Path, started: datetime) -> Path:
         raise UpscalerError(
             f"--report {path}: bad placeholder ({exc}); use {{started:%Y-%m-%d}} or {{host}}"
         ) from exc
+
+
+def consistency_floor(records: Sequence[Record], backend: str, own_model: bool) -> float | None:
+    """The consistency PSNR under which an output is suspect, or None (too few images)."""
+    if backend in CONSISTENCY_FLOORS and not own_model:
+        return CONSISTENCY_FLOORS[backend]
+    values = [r.consistency_psnr for r in records if r.consistency_psnr is not None]
+    if len(values) < MEDIAN_MIN_IMAGES:
+        return None
+    return round(statistics.median(values) - UNDER_MEDIAN, 2)
+
+
+def flag_suspects(records: Sequence[Record], floor: float | None) -> list[Record]:
+    """`records`, those done with a consistency PSNR under `floor` marked `suspect`."""
+
+    def under(r: Record) -> bool:
+        return floor is not None and r.consistency_psnr is not None and r.consistency_psnr < floor
+
+    return [replace(r, suspect=True) if under(r) else r for r in records]
 
 
 def summarise(records: Sequence[Record], seconds: float, not_images: int) -> dict[str, Any]:
@@ -63,6 +93,7 @@ def summarise(records: Sequence[Record], seconds: float, not_images: int) -> dic
         "mean_consistency_psnr": _mean(r.consistency_psnr for r in done),
         "mean_psnr": _mean(r.psnr for r in done),
         "mean_ssim": _mean((r.ssim for r in done), 4),
+        "suspect": [r.src for r in records if r.suspect],
     }
 
 
@@ -86,6 +117,10 @@ def summary_line(s: dict[str, Any]) -> str:
     if s.get("backend"):
         precision = f" ({s['precision']})" if s.get("precision") else ""
         parts.append(f"backend {s['backend']}{precision}")
+    if s.get("suspect"):
+        shown = ", ".join(s["suspect"][:5]) + (", ..." if len(s["suspect"]) > 5 else "")
+        floor = s.get("consistency_floor")
+        parts.append(f"{len(s['suspect'])} suspect (consistency PSNR under {floor} dB): {shown}")
     return ", ".join(parts)
 
 
