@@ -198,7 +198,7 @@ _PAGE = """<!doctype html>
 <style>
 body {{ font: 14px system-ui, sans-serif; margin: 2em; }}
 table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 3px 8px; }}
-tr.failed {{ background: #fdd; }} tr.skipped {{ color: #888; }}
+tr.failed {{ background: #fdd; }} tr.suspect {{ background: #ffd; }} tr.skipped {{ color: #888; }}
 </style></head><body>
 <h1>upscaler batch report</h1>
 <p>{summary}</p>
@@ -212,7 +212,7 @@ tr.failed {{ background: #fdd; }} tr.skipped {{ color: #888; }}
 def _html(records: Sequence[Record], summary: dict[str, Any]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in _columns())
     rows = "\n".join(
-        f'<tr class="{r.status}">'
+        f'<tr class="{r.status}{" suspect" if r.suspect else ""}">'
         + "".join(f"<td>{html.escape(str(v))}</td>" for v in _row(r))
         + "</tr>"
         for r in records
