@@ -83,8 +83,6 @@ class BatchRequest:
     lock_timeout: float
     dry_run: bool
     quiet: bool
-    #: A line per image (printed by the progress that the command line hands over).
-    verbose: bool = False
     engine: str = DEFAULT_ENGINE
     scheduler: str | None = None
     workers: int | None = None

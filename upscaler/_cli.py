@@ -208,9 +208,10 @@ def batch(**kwargs: object) -> None:
     from ._progress import TerminalProgress
 
     kwargs["backend"] = kwargs["backend"] or default_backend(str(kwargs["device"]))
-    if kwargs["quiet"] and kwargs["verbose"]:
+    verbose = bool(kwargs.pop("verbose"))
+    if kwargs["quiet"] and verbose:
         raise click.UsageError("--quiet and --verbose do not go together")
-    progress = TerminalProgress(quiet=bool(kwargs["quiet"]), verbose=bool(kwargs["verbose"]))
+    progress = TerminalProgress(quiet=bool(kwargs["quiet"]), verbose=verbose)
     sys.exit(run_batch(BatchRequest(**kwargs), progress))  # type: ignore[arg-type]
 
 

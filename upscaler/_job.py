@@ -100,12 +100,10 @@ class Record:
     disk_full: str | None = field(default=None, metadata={"report": False})
 
     @classmethod
-    def of(
-        cls, job: Job, settings: Settings | None, status: Status, error: str | None = None
-    ) -> Record:
+    def of(cls, job: Job, settings: Settings, status: Status, error: str | None = None) -> Record:
         """The record of `job` with `status`: locations as given, the run's backend and factor."""
-        backend, factor = (settings.backend, settings.factor) if settings else (None, None)
-        return cls(str(job.src), str(job.dst), status, error, backend=backend, factor=factor)
+        b, f = settings.backend, settings.factor
+        return cls(str(job.src), str(job.dst), status, error, backend=b, factor=f)
 
 
 def is_done(job: Job) -> bool:
