@@ -474,3 +474,57 @@ def test_suspect_outputs_are_named_in_the_summary_and_the_report(tmp_path: Path)
     assert {Path(r["src"]).name for r in data["images"] if r["suspect"]} == {"bad.png"}
     healthy = run_cli("batch", src, "--factor", 2, "--backend", "onnx", "-o", tmp_path / "o")
     assert healthy.returncode == 0 and "suspect" not in healthy.stderr, healthy.stderr
+
+
+def test_html_report_is_a_page_to_read_at_a_glance(tmp_path: Path) -> None:
+    """Summary first, then what needs a look (the failure with its reason, the suspect image
+    with its input beside it), the histogram with the floor, the table with failures first;
+    thumbnails are files beside the report; every link and picture resolves; it renders."""
+    from urllib.parse import unquote
+
+    from conftest import install_plugin
+
+    env = install_plugin(tmp_path / "site", "blackout_backend", BLACKOUT, {"blackout": "plugin"})
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(5):
+        photo(24, 16, seed=i).save(src / f"ok {i}#.png")  # names that need quoting
+    photo(13, 9).save(src / "bad.png")
+    (src / "broken.png").write_bytes(b"not a png")
+    report = tmp_path / "reports" / "night.html"
+    args = ("batch", src, "--factor", 2, "--backend", "blackout", "--report", report)
+    assert run_cli(*args, env=env).returncode == 1
+    page = report.read_text()
+    order = [page.index(s) for s in ('class="summary"', "Needs a look", "<svg", "<table")]
+    assert order == sorted(order)
+    look = page[page.index("Needs a look") : page.index("<svg")]
+    assert "broken.png</a>: not a recognised image file" in look and "bad.png" in look
+    assert look.count("<img") == 2  # the suspect's input beside its output
+    assert "suspect under" in page and "<line" in page  # the floor on the histogram
+    table = page[page.index("<tbody>") :]
+    assert table.index("broken.png") < table.index("bad.png") < table.index("ok 0#.png")
+    assert "psnr</th>" not in table and "reference" not in page  # no empty columns
+    targets = re.findall(r'(?:href|src)="([^"]+)"', page)
+    assert len(targets) >= 5 + 6 + 7  # thumbnails, outputs, inputs
+    for target in targets:
+        assert (report.parent / unquote(target)).exists(), target
+    assert len(list((tmp_path / "reports" / "night-thumbs").glob("*.jpg"))) == 12
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    dom = _dump_dom(browser, _chromium_flags(tmp_path), report)
+    loaded = re.search(r'data-images="(\d+)" data-loaded="(\d+)"', dom)
+    assert loaded is not None and loaded.group(1) == loaded.group(2) == "8", dom[-500:]
+    shot = tmp_path / "page.png"
+    subprocess.run(
+        [
+            browser,
+            *_chromium_flags(tmp_path),
+            "--window-size=1200,1400",
+            f"--screenshot={shot}",
+            report.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+    )
+    assert shot.stat().st_size > 20_000

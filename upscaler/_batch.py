@@ -36,6 +36,7 @@ from ._report import (
     write_report,
 )
 from ._stop import StopSignals
+from ._thumbs import thumbnails_folder
 
 __all__ = ["BatchRequest", "Progress", "run_batch"]
 
@@ -152,6 +153,8 @@ def run_batch(req: BatchRequest, progress: Progress) -> int:
     try:
         found = find_jobs(req.inputs, req.out, int(req.factor), req.fmt)
         settings = req.settings(len(found.jobs))
+        if req.report is not None and req.report.suffix.lower() == ".html":
+            settings = replace(settings, thumbnails=thumbnails_folder(req.report.absolute()))
         precision = None
         if not req.dry_run and found.jobs:
             backend = load_backend(settings.backend, settings.factor, settings.options)

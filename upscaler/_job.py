@@ -9,6 +9,7 @@ where `_codec.encode` writes it in place atomically).
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import math
 import os
@@ -33,6 +34,7 @@ from ._errors import ImageError, UpscalerError
 from ._metrics import consistency_psnr, score
 from ._plan import Job, find_reference
 from ._registry import load_backend
+from ._thumbs import write_thumbnails
 from ._upscale import upscale_into
 
 __all__ = [
@@ -69,6 +71,8 @@ class Settings:
     reference: Path | None = None
     #: Also PSNR over the RGB channels against the reference.
     rgb_psnr: bool = False
+    #: Where thumbnails of every output and input go (for the HTML report), or None.
+    thumbnails: Path | None = None
     #: Largest output, in pixels; inputs whose output would be larger are refused unread.
     max_pixels: int = DEFAULT_MAX_PIXELS
 
@@ -163,7 +167,7 @@ def _staged(job: Job, settings: Settings, tmp: Path, on_tiles: TileCallback | No
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             return replace(failed, error=f"cannot download: {reason}", disk_full=staging)
         return replace(failed, error=f"cannot read: {type(exc).__name__}: {exc}")
-    record = _process_image(Job(src, dst, job.rel), settings, on_tiles)
+    record = _process_image(Job(src, dst, job.rel), settings, on_tiles, str(job.dst))
     if record.disk_full is not None and Path(record.disk_full).is_relative_to(tmp):
         record = replace(record, disk_full=staging)  # `tmp` itself is gone when the run hears
     try:
@@ -174,8 +178,11 @@ def _staged(job: Job, settings: Settings, tmp: Path, on_tiles: TileCallback | No
     return replace(record, src=str(job.src), dst=str(job.dst))
 
 
-def _process_image(job: Job, settings: Settings, on_tiles: TileCallback | None) -> Record:
-    """Decode -> upscale -> encode -> score one local file."""
+def _process_image(
+    job: Job, settings: Settings, on_tiles: TileCallback | None, named: str | None = None
+) -> Record:
+    """Decode -> upscale -> encode -> score one local file (`named`: the output's location as
+    the run knows it, when `job` is a staged copy)."""
     assert isinstance(job.src, Path) and isinstance(job.dst, Path)
     base = Record.of(job, settings, "skipped")
     started = time.perf_counter()
@@ -193,6 +200,11 @@ def _process_image(job: Job, settings: Settings, on_tiles: TileCallback | None) 
         scores = _scores(image.pixels, canvas.output(), job, settings)
     except Exception as exc:
         scores = {"error": f"scoring failed: {_message(exc)}"}
+    if settings.thumbnails is not None:
+        with contextlib.suppress(OSError, ValueError):  # pictures for the report: a nicety
+            write_thumbnails(
+                canvas.output(), image.pixels, settings.thumbnails, named or str(job.dst)
+            )
     h, w = image.pixels.shape[:2]
     return replace(
         base,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 import os
@@ -19,6 +18,8 @@ from typing import Any
 
 from ._errors import UpscalerError
 from ._job import Record
+from ._report_html import render_html
+from ._thumbs import thumbnails_folder
 
 __all__ = [
     "REPORT_SUFFIXES",
@@ -126,10 +127,15 @@ def summary_line(s: dict[str, Any]) -> str:
 
 def write_report(path: Path, records: Sequence[Record], summary: dict[str, Any]) -> None:
     """Write the report atomically; the format follows the suffix (.json, .csv or .html)."""
-    render = {".json": _json, ".csv": _csv, ".html": _html}.get(path.suffix.lower())
-    if render is None:
+    suffix = path.suffix.lower()
+    if suffix == ".html":
+        thumbs = thumbnails_folder(path)
+        text = render_html(records, summary, path, thumbs if thumbs.is_dir() else None)
+    elif suffix in (".json", ".csv"):
+        text = (_json if suffix == ".json" else _csv)(records, summary)
+    else:
         raise ValueError(f"report must end in {', '.join(REPORT_SUFFIXES)}, not {path.suffix!r}")
-    write_text_atomic(path, render(records, summary))
+    write_text_atomic(path, text)
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -191,33 +197,3 @@ def _csv(records: Sequence[Record], summary: dict[str, Any]) -> str:
     writer.writerow([*_columns(), *(f"run_{k}" for k in RUN_FIELDS)])
     writer.writerows([*_row(r), *run] for r in records)
     return buf.getvalue()
-
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>upscaler batch report</title>
-<style>
-body {{ font: 14px system-ui, sans-serif; margin: 2em; }}
-table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 3px 8px; }}
-tr.failed {{ background: #fdd; }} tr.suspect {{ background: #ffd; }} tr.skipped {{ color: #888; }}
-</style></head><body>
-<h1>upscaler batch report</h1>
-<p>{summary}</p>
-<p class="run">{run}</p>
-<table><thead><tr>{head}</tr></thead><tbody>
-{rows}
-</tbody></table></body></html>
-"""
-
-
-def _html(records: Sequence[Record], summary: dict[str, Any]) -> str:
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in _columns())
-    rows = "\n".join(
-        f'<tr class="{r.status}{" suspect" if r.suspect else ""}">'
-        + "".join(f"<td>{html.escape(str(v))}</td>" for v in _row(r))
-        + "</tr>"
-        for r in records
-    )
-    run = ", ".join(f"{k} {summary[k]}" for k in RUN_FIELDS if summary.get(k) is not None)
-    return _PAGE.format(
-        summary=html.escape(summary_line(summary)), run=html.escape(run), head=head, rows=rows
-    )
