@@ -73,6 +73,10 @@ def _summary(s: dict[str, Any]) -> str:
     speed = f"{s['seconds']} s"
     if s.get("megapixels_per_second"):
         speed += f", {s['megapixels_per_second']} output MP/s"
+    if s.get("mean_consistency_psnr") is not None:
+        speed += f", mean consistency PSNR {s['mean_consistency_psnr']} dB"
+    if s.get("mean_psnr") is not None:
+        speed += f", mean PSNR {s['mean_psnr']} dB, SSIM {s['mean_ssim']}"
     run = ", ".join(
         f"{k} {s[k]}"
         for k in ("started", "ended", "host", "version", "backend", "precision", "factor")
@@ -185,10 +189,13 @@ def _pictures(r: Record, report: Path, thumbs: Path | None, with_input: bool = F
         return ""
     out, given = thumbnail_names(r.dst)
     names = [given, out] if with_input else [out]
-    return "".join(
+    pictures = "".join(
         f'<img loading="lazy" src="{html.escape(_relative(thumbs / n, report))}" alt="">'
         for n in names
     )
+    if "://" in r.dst:
+        return pictures
+    return f'<a href="{html.escape(_relative(Path(r.dst), report))}">{pictures}</a>'
 
 
 def _link(location: str, report: Path) -> str:
