@@ -170,3 +170,34 @@ def test_cmyk_jpeg_is_converted_through_its_icc_profile(tmp_path: Path) -> None:
     roundtrip = ImageCms.profileToProfile(cmyk, cmyk_profile, srgb, outputMode="RGB")
     gamut_error = np.abs(np.asarray(roundtrip).astype(int) - original).mean()  # CMYK's own loss
     assert managed_error < gamut_error + 1.5 and managed_error < naive_error / 2
+
+
+def test_multi_picture_jpeg_is_upscaled_as_its_primary_photo(tmp_path: Path) -> None:
+    """An MPO (as phones write for depth or gain maps) is an ordinary photo to its owner: its
+    primary image is upscaled into a plain JPEG with the primary's metadata; the secondary
+    images are dropped (they describe the original, not the upscaled photo)."""
+    src = tmp_path / "in"
+    src.mkdir()
+    primary = photo(48, 32, seed=3)
+    secondary = Image.new("L", (24, 16), 128)  # a depth map, say
+    exif = Image.Exif()
+    exif[0x010F] = "PhoneCam"
+    primary.save(
+        src / "p.jpg",
+        "MPO",
+        save_all=True,
+        append_images=[secondary],
+        exif=exif.tobytes(),
+        dpi=(72, 72),
+        quality=95,
+    )
+    with Image.open(src / "p.jpg") as check:
+        assert check.format == "MPO" and check.n_frames == 2
+    result = run_cli("batch", src, "--backend", "bicubic", "-o", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "out" / "p.jpg") as out:
+        assert out.format == "JPEG" and getattr(out, "n_frames", 1) == 1
+        assert out.size == (144, 96) and out.getexif().get(0x010F) == "PhoneCam"
+        assert tuple(round(v) for v in out.info["dpi"]) == (216, 216)
+        expected = np.asarray(primary.resize((144, 96), Image.Resampling.BICUBIC), np.float32)
+        assert np.abs(np.asarray(out, np.float32) - expected).mean() < 8  # the primary, not the map

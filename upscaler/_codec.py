@@ -110,7 +110,8 @@ def decode(path: Path, max_pixels: int | None = None, factor: int = 1) -> Decode
 
     An image whose output at `factor` would have more than `max_pixels` pixels is refused
     from its header, before any pixel is decoded (decompression bombs); animations and
-    multi-page files are refused.
+    multi-page files are refused. A multi-picture JPEG (MPO: a photo plus depth maps, gain maps,
+    a stereo pair or previews) is its primary image: the secondary images are not read.
     """
     if path.suffix.lower() in _HEIF_SUFFIXES:
         _register_heif()
@@ -162,7 +163,7 @@ def _check_header(im: Image.Image, max_pixels: int | None, factor: int) -> None:
             f"{w}x{h} pixels: the {out} output would exceed --max-pixels {max_pixels:,}"
         )
     frames = getattr(im, "n_frames", 1)
-    if frames > 1:
+    if frames > 1 and im.format != "MPO":  # MPO: a JPEG photo plus secondary images
         raise ImageError(
             f"{frames} frames (animation or multi-page file): only still images are upscaled"
         )
