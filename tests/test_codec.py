@@ -106,7 +106,7 @@ def test_png_writer_keeps_pixels_and_every_metadata_chunk(
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     exif = Image.Exif()
     exif[0x010F] = "TestCam"
-    meta = Metadata(icc, b"Exif\0\0" + exif.tobytes(), (72.0, 150.0), {"Comment": "ça va"}, XMP)
+    meta = Metadata(icc, exif.tobytes(), (72.0, 150.0), {"Comment": "ça va"}, XMP)
     encode(Image.fromarray(pixels) if given == "pillow image" else pixels, tmp_path / "o.png", meta)
     assert np.array_equal(decode(tmp_path / "o.png").pixels, pixels)
     by_libpng = cv2.imread(str(tmp_path / "o.png"), cv2.IMREAD_UNCHANGED)
