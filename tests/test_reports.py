@@ -270,11 +270,11 @@ def test_compare_page_loads_crops_of_awkward_file_names(tmp_path: Path) -> None:
 def test_url_quotes_each_path_segment(path: str, url: str) -> None:
     from urllib.parse import unquote
 
-    from upscaler._compare import _url
+    from upscaler._report_html import url_path
 
-    assert _url(path) == url
-    assert unquote(_url(path)) == path
-    assert unquote(_url("a?b%20c#1.png")) == "a?b%20c#1.png"
+    assert url_path(path) == url
+    assert unquote(url_path(path)) == path
+    assert unquote(url_path("a?b%20c#1.png")) == "a?b%20c#1.png"
 
 
 def test_compare_makes_low_resolution_inputs_itself(tmp_path: Path) -> None:

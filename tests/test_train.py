@@ -48,6 +48,11 @@ def _args(photos: Path, out: Path, steps: int = 20) -> list[object]:
     ]
 
 
+def _upscale_with(photos: Path, model: Path, out: Path) -> subprocess.CompletedProcess[str]:
+    """`upscaler batch` at x2 with the trained ONNX `model`."""
+    return run_cli("batch", photos, "-o", out, "--factor", 2, "--weights", model, "-q")
+
+
 def _weights(path: Path) -> list[np.ndarray]:
     from upscaler._model import load_model
 
@@ -76,17 +81,7 @@ def test_train_writes_keras_onnx_and_facts_reproducibly(photos: Path, tmp_path: 
         _weights(tmp_path / "a" / "m.keras"), _weights(tmp_path / "b" / "m.keras"), strict=True
     ):
         assert np.array_equal(x, y)
-    batch = run_cli(
-        "batch",
-        photos,
-        "-o",
-        tmp_path / "up",
-        "--factor",
-        2,
-        "--weights",
-        tmp_path / "a" / "m.onnx",
-        "-q",
-    )
+    batch = _upscale_with(photos, tmp_path / "a" / "m.onnx", tmp_path / "up")
     assert batch.returncode == 0, batch.stderr
     wrong = run_cli(
         "batch",
@@ -210,15 +205,5 @@ def test_branch_training_exports_the_plain_network(photos: Path, tmp_path: Path)
 
     assert conv_shapes(out.with_suffix(".onnx")) == conv_shapes(shipped_weights(2, "onnx"))
     assert json.loads(out.with_suffix(".json").read_text())["config"]["branch_scale"] == 0.5
-    batch = run_cli(
-        "batch",
-        photos,
-        "-o",
-        tmp_path / "up",
-        "--factor",
-        2,
-        "--weights",
-        out.with_suffix(".onnx"),
-        "-q",
-    )
+    batch = _upscale_with(photos, out.with_suffix(".onnx"), tmp_path / "up")
     assert batch.returncode == 0, batch.stderr

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from . import __version__
 from ._backend import BackendOptions
 from ._defaults import DEFAULT_ENGINE
-from ._engines import Engine, EngineError, cores, create_engine, engine_problem
+from ._engines import Engine, EngineError, create_engine, engine_problem, split_cores
 from ._errors import UpscalerError
 from ._job import Record, Settings, TileCallback, is_disk_full
 from ._lock import LockTimeout, hold_lock
@@ -91,12 +91,8 @@ class BatchRequest:
     precision: str = "auto"
 
     def in_flight(self, images: int) -> int:
-        """Images processed at once by one process: one per core (threads) when --jobs is 1.
-
-        Decoding, encoding and the backend release the GIL, so two images on two cores
-        overlap one's encoding with the other's network, and neither waits on the other.
-        """
-        return 1 if self.jobs > 1 else max(1, min(cores(), images))
+        """Images processed at once by one process (`split_cores`)."""
+        return split_cores(images, self.jobs)[0]
 
     def settings(self, images: int = 1) -> Settings:
         """Settings for a run of `images` images (their number decides the backend's threads)."""
@@ -124,7 +120,7 @@ class BatchRequest:
     def _default_threads(self, images: int) -> int | None:
         if self.engine != "local":
             return None  # on a cluster, each worker gives its backend its own thread count
-        return max(1, cores() // (self.jobs * self.in_flight(images)))
+        return split_cores(images, self.jobs)[1]
 
     def create_engine(self, images: int, progress: Progress) -> Engine:
         """The engine that runs this request's `images` images."""

@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
-from urllib.parse import quote
 
 import numpy as np
 from numpy.typing import NDArray
@@ -30,13 +29,14 @@ from PIL import Image
 from ._backend import BackendOptions
 from ._codec import Metadata, decode, encode, pixels_to_pil
 from ._defaults import DEFAULT_ENGINE
-from ._engines import Engine, cores, create_engine
+from ._engines import Engine, create_engine, split_cores
 from ._errors import ImageError
 from ._job import Record, Settings
 from ._metrics import y_channel
 from ._plan import Job, image_files
 from ._registry import load_backend
 from ._report import write_text_atomic
+from ._report_html import url_path
 from ._resize import bicubic_resize
 from ._stop import StopSignals
 
@@ -75,7 +75,7 @@ class Where:
     workers: int | None = None
 
     def create(self, images: int) -> Engine:
-        workers = min(cores(), images) if self.engine == "local" else self.workers
+        workers = split_cores(images)[0] if self.engine == "local" else self.workers
         return create_engine(self.engine, workers=workers, scheduler=self.scheduler)
 
 
@@ -135,8 +135,8 @@ def _threads_for(where: Where, images: int) -> BackendOptions:
     """Local runs split the cores between the images in flight, as `upscaler batch` does."""
     if where.engine != "local":
         return BackendOptions()
-    in_flight = min(cores(), images)
-    return BackendOptions(threads=max(1, cores() // in_flight), concurrent=in_flight)
+    in_flight, threads = split_cores(images)
+    return BackendOptions(threads=threads, concurrent=in_flight)
 
 
 @dataclass(frozen=True)
@@ -364,18 +364,9 @@ def _html(result: Comparison) -> str:
     )
 
 
-def _url(path: str) -> str:
-    """The relative URL of a `/`-separated path: each segment percent-quoted, `/` kept.
-
-    Without it a file named `a#1.png` would be read as `a` plus a fragment; `%`, `?`, `:`
-    and spaces are quoted too. Escape the result for HTML where it goes into an attribute.
-    """
-    return "/".join(quote(segment, safe="") for segment in path.split("/"))
-
-
 def _detail(image: dict[str, Any]) -> str:
     figures = "".join(
-        f'<figure><img src="{html.escape(_url(src))}" alt="{html.escape(label)}">'
+        f'<figure><img src="{html.escape(url_path(src))}" alt="{html.escape(label)}">'
         f"<figcaption>{html.escape(label)}</figcaption></figure>"
         for label, src in image["crops"].items()
     )

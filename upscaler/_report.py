@@ -35,8 +35,8 @@ __all__ = [
 
 REPORT_SUFFIXES = (".json", ".csv", ".html")
 #: Consistency PSNR (dB) under which an output of a shipped model is suspect: 1 dB under the
-#: lowest of 400 healthy BSDS500 photos at x2, x3 and x4 (bicubic 30.8, onnx 43.1; README),
-#: above black frames, upside-down outputs and most seams and RGB/BGR mix-ups.
+#: lowest of 400 healthy BSDS500 photos at x2, x3 and x4 (bicubic 30.8, onnx 43.1; measured in
+#: docs/reference.md), above black frames, upside-down outputs, most seams and RGB/BGR mix-ups.
 CONSISTENCY_FLOORS = {"bicubic": 30.0, "onnx": 42.0, "openvino": 42.0, "keras": 42.0}
 #: Other backends and models: this far under the run's median is suspect (the widest healthy
 #: spread under the median measured on those 400 photos was 15.5 dB).

@@ -22,7 +22,7 @@ from urllib.parse import quote
 from ._job import Record
 from ._thumbs import thumbnail_names
 
-__all__ = ["render_html"]
+__all__ = ["render_html", "url_path"]
 
 _STYLE = """
 body { font: 14px system-ui, sans-serif; margin: 1.5em; max-width: 1160px; color: #222; }
@@ -208,6 +208,15 @@ def _link(location: str, report: Path) -> str:
 
 
 def _relative(path: Path, report: Path) -> str:
-    """The URL of `path` relative to the report's folder: each segment percent-quoted."""
+    """The URL of `path` relative to the report's folder."""
     rel = os.path.relpath(os.path.abspath(path), os.path.abspath(report.parent))
-    return "/".join(quote(part, safe="") for part in Path(rel).parts)
+    return url_path(Path(rel).as_posix())
+
+
+def url_path(path: str) -> str:
+    """The relative URL of a `/`-separated path: each segment percent-quoted, `/` kept.
+
+    Without it a file named `a#1.png` would be read as `a` plus a fragment; `%`, `?`, `:`
+    and spaces are quoted too. Escape the result for HTML where it goes into an attribute.
+    """
+    return "/".join(quote(segment, safe="") for segment in path.split("/"))

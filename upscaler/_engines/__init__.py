@@ -2,8 +2,8 @@
 
 Every engine runs the same pure per-job function (`_job.run_job`) and yields one `Record` per
 job as jobs finish; planning, progress, the report and the exit status stay with `_batch`.
-`local` runs on this machine (`local`), `dask` on a Dask cluster (`dask`, imported only when
-asked for: it needs the dask extra).
+`local` runs on this machine, `dask` on a Dask cluster (its module is imported only when asked
+for: it needs the dask extra).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from .._defaults import ENGINES
 from .._job import TileCallback
 from .base import Engine, EngineError, StopFlag, cores
-from .local import LocalEngine
+from .local import LocalEngine, split_cores
 
 __all__ = [
     "ENGINES",
@@ -24,6 +24,7 @@ __all__ = [
     "cores",
     "create_engine",
     "engine_problem",
+    "split_cores",
 ]
 
 

@@ -15,12 +15,23 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from .._codec import probe_pixels
 from .._job import Record, Settings, TileCallback, run_job
 from .._plan import Job
-from .base import StopFlag
+from .base import StopFlag, cores
 
-__all__ = ["IN_FLIGHT_PIXELS", "LocalEngine"]
+__all__ = ["IN_FLIGHT_PIXELS", "LocalEngine", "split_cores"]
 
 #: Output pixels of the images in flight at once in one process; a larger image runs alone.
 IN_FLIGHT_PIXELS = 100_000_000
+
+
+def split_cores(images: int, processes: int = 1) -> tuple[int, int]:
+    """(images in flight in each process, backend threads per image) for a local run of
+    `images` images: one image per core on threads when there is one process.
+
+    Decoding, encoding and the backend release the GIL, so two images on two cores overlap
+    one's encoding with the other's network, and neither waits on the other.
+    """
+    in_flight = 1 if processes > 1 else max(1, min(cores(), images))
+    return in_flight, max(1, cores() // (processes * in_flight))
 
 
 class LocalEngine:
