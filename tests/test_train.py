@@ -207,3 +207,47 @@ def test_branch_training_exports_the_plain_network(photos: Path, tmp_path: Path)
     assert json.loads(out.with_suffix(".json").read_text())["config"]["branch_scale"] == 0.5
     batch = _upscale_with(photos, out.with_suffix(".onnx"), tmp_path / "up")
     assert batch.returncode == 0, batch.stderr
+
+
+def test_keep_best_writes_the_epoch_with_the_best_whole_image_score(
+    photos: Path, tmp_path: Path
+) -> None:
+    import re
+
+    from upscaler._model import load_model
+    from upscaler._train import whole_image_psnr
+
+    held = tmp_path / "held"
+    held.mkdir()
+    for src in sorted((BSDS / "test").glob("*.jpg"))[:2]:
+        shutil.copy(src, held)
+    out = tmp_path / "m.keras"
+    args = [*_args(photos, out, steps=40), "--val-dir", held, "--keep-best", "--no-export"]
+    done = run_cli(*args, "--learning-rate", 0.01)
+    assert done.returncode == 0, done.stderr
+    scores = [float(s) for s in re.findall(r"whole-image validation PSNR ([\d.]+)", done.stdout)]
+    assert len(scores) == 4
+    facts = json.loads(out.with_suffix(".json").read_text())
+    assert facts["best_epoch"] == 1 + int(np.argmax(scores))
+    assert f"epoch {facts['best_epoch']}, whole-image PSNR" in done.stdout
+    pairs = [make_pair(p, 2) for p in sorted(held.glob("*.jpg"))]
+    assert whole_image_psnr(load_model(str(out)), pairs, 2) == pytest.approx(max(scores), abs=2e-3)
+    assert not out.with_name("m.keras.best").exists()
+
+
+def test_best_keeper_restores_an_earlier_better_epoch(tmp_path: Path) -> None:
+    from upscaler._model import build_espcn
+    from upscaler._train import _best_keeper
+
+    pairs = [make_pair(p, 2) for p in sorted((BSDS / "test").glob("*.jpg"))[:2]]
+    model, out = build_espcn(2), tmp_path / "m.keras"
+    keeper = _best_keeper(pairs, 2, out)
+    keeper.set_model(model)
+    keeper.on_epoch_end(0)
+    good = [np.asarray(w) for w in model.get_weights()]
+    model.set_weights([w + 0.5 for w in good])  # a collapse: far worse
+    keeper.on_epoch_end(1)
+    assert keeper.restore_best()["best_epoch"] == 1
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), good, strict=True))
+    keeper.clean_up()
+    assert not out.with_name("m.keras.best").exists()

@@ -369,6 +369,19 @@ def backends() -> None:
     "branches; the saved model is the plain network, same layers and cost. Default: plain.",
 )
 @click.option(
+    "--val-dir",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Validate on the photos of this folder (never trained on) instead of a seeded pick "
+    "of --val-images from DATA_DIRS.",
+)
+@click.option(
+    "--keep-best",
+    is_flag=True,
+    help="Score whole validation photos after every epoch and write the best epoch's model, "
+    "not the last one's.",
+)
+@click.option(
     "--export/--no-export",
     default=True,
     show_default=True,
@@ -395,9 +408,11 @@ def train(
         facts = run_training(data_dirs, out, cfg, export=export)
     except ValueError as exc:  # bad settings or too few usable photos
         raise click.UsageError(str(exc)) from exc
-    click.echo(
-        f"wrote {out} (validation PSNR {facts['val_psnr']:.2f} dB, {facts['train_seconds']:.0f} s)"
-    )
+    if "best_epoch" in facts:
+        score = f"epoch {facts['best_epoch']}, whole-image PSNR {facts['best_val_whole_psnr']:.2f}"
+    else:
+        score = f"validation PSNR {facts['val_psnr']:.2f}"
+    click.echo(f"wrote {out} ({score} dB, {facts['train_seconds']:.0f} s)")
 
 
 @cli.command(short_help="Export a trained .keras model to ONNX (keras extra).")

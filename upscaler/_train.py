@@ -43,6 +43,10 @@ class TrainConfig:
     bfloat16: bool = False
     #: Train each convolution as a sum of linear branches with this scale (None: plain).
     branch_scale: float | None = None
+    #: Validation photos (whole images, never trained on); None: a seeded pick of the data.
+    val_dir: str | None = None
+    #: Write the epoch with the best whole-image validation PSNR instead of the last one.
+    keep_best: bool = False
 
     def __post_init__(self) -> None:
         if self.factor not in (2, 3, 4):
@@ -110,14 +114,37 @@ def validation_set(pairs: Sequence[Pair], factor: int, size: int = 64) -> tuple[
 
 
 def load_pairs(paths: Sequence[Path], cfg: TrainConfig) -> tuple[list[Pair], list[Pair]]:
-    """(training pairs, validation pairs); the validation photos are a seeded pick."""
-    pairs = [make_pair(p, cfg.factor) for p in paths]
-    pairs = [p for p in pairs if min(p.lr.shape) >= max(cfg.patch, 64)]
+    """(training pairs, validation pairs): the photos of `cfg.val_dir` if given (any that
+    are also among `paths` are not trained on), else a seeded pick of `cfg.val_images`."""
+    if cfg.val_dir is not None:
+        held = list_images([Path(cfg.val_dir)])
+        val = _usable([make_pair(p, cfg.factor) for p in held], cfg)
+        names = {p.resolve() for p in held}
+        train = _usable([make_pair(p, cfg.factor) for p in paths if p.resolve() not in names], cfg)
+        if not val or not train:
+            raise ValueError(f"need usable photos in {cfg.val_dir} and in the training folders")
+        return train, val
+    pairs = _usable([make_pair(p, cfg.factor) for p in paths], cfg)
     if len(pairs) <= cfg.val_images:
         raise ValueError(f"need more than {cfg.val_images} usable photos, found {len(pairs)}")
     order = np.random.default_rng(cfg.seed).permutation(len(pairs))
     val = [pairs[i] for i in order[: cfg.val_images]]
     return [pairs[i] for i in order[cfg.val_images :]], val
+
+
+def _usable(pairs: list[Pair], cfg: TrainConfig) -> list[Pair]:
+    return [p for p in pairs if min(p.lr.shape) >= max(cfg.patch, 64)]
+
+
+def whole_image_psnr(model: Any, pairs: Sequence[Pair], factor: int) -> float:
+    """Mean luma PSNR of `model` on whole validation photos, border crop = factor."""
+    scores = []
+    for pair in pairs:
+        sr = np.asarray(model(pair.lr[None, ..., None], training=False), np.float32)[0, ..., 0]
+        a, b = np.clip(sr, 0.0, 1.0), pair.hr
+        diff = (a - b)[factor:-factor, factor:-factor]
+        scores.append(-10.0 * np.log10(max(float(np.mean(diff * diff)), 1e-10)))
+    return float(np.mean(scores))
 
 
 def train(
@@ -142,17 +169,19 @@ def train(
     data, epoch_setter = _patch_sequence(train_pairs, cfg)
     ckpt = out.with_name(out.name + ".ckpt")
     resumed_from = _checkpoint_epoch(ckpt)
+    callbacks = [keras.callbacks.BackupAndRestore(str(ckpt)), epoch_setter]
+    best = _best_keeper(val_pairs, cfg.factor, out) if cfg.keep_best else None
+    if best is not None and resumed_from == 0:
+        best.clean_up()  # left by an earlier run that did not finish
     started = time.monotonic()
     history = model.fit(
         data,
         epochs=cfg.steps // cfg.steps_per_epoch,
         validation_data=validation_set(val_pairs, cfg.factor),
-        callbacks=[keras.callbacks.BackupAndRestore(str(ckpt)), epoch_setter],
+        callbacks=callbacks + ([best] if best else []),
         verbose=1 if os.isatty(2) else 2,
     )
     seconds = time.monotonic() - started
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _inference_copy(model, cfg.factor).save(out)
     facts = {
         "config": asdict(cfg),
         "photos": len(paths),
@@ -161,10 +190,58 @@ def train(
         "keras_backend": keras.backend.backend(),
         "val_psnr": float(history.history["val_psnr"][-1]),
     }
+    if best is not None:
+        facts.update(best.restore_best())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _inference_copy(model, cfg.factor).save(out)
+    if best is not None:
+        best.clean_up()
     if export:
         export_onnx(out, out.with_suffix(".onnx"))
     out.with_suffix(".json").write_text(json.dumps(facts, indent=2) + "\n")
     return facts
+
+
+def _best_keeper(pairs: Sequence[Pair], factor: int, out: Path) -> Any:
+    """A callback that scores whole validation photos after every epoch and keeps the best
+    epoch's weights in OUT.best/ (which survives an interruption, as the checkpoint does)."""
+    import keras
+
+    folder = out.with_name(out.name + ".best")
+
+    class BestKeeper(keras.callbacks.Callback):  # type: ignore[misc]
+        def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
+            score, state = whole_image_psnr(self.model, pairs, factor), self._state()
+            if score > state.get("best_val_whole_psnr", -np.inf):
+                folder.mkdir(parents=True, exist_ok=True)
+                self.model.save_weights(str(folder / "tmp.weights.h5"))
+                os.replace(folder / "tmp.weights.h5", folder / "best.weights.h5")
+                state = {"best_epoch": epoch + 1, "best_val_whole_psnr": round(score, 4)}
+                (folder / "best.json").write_text(json.dumps(state) + "\n")
+            print(
+                f"epoch {epoch + 1}: whole-image validation PSNR {score:.3f} dB "
+                f"(best {state['best_val_whole_psnr']:.3f}, epoch {state['best_epoch']})",
+                flush=True,
+            )
+
+        def _state(self) -> dict[str, Any]:
+            try:
+                return dict(json.loads((folder / "best.json").read_text()))
+            except (OSError, ValueError):
+                return {}
+
+        def restore_best(self) -> dict[str, Any]:
+            """Load the best epoch's weights into the model; return its facts."""
+            self.model.load_weights(str(folder / "best.weights.h5"))
+            return self._state()
+
+        def clean_up(self) -> None:
+            for name in ("best.weights.h5", "best.json", "tmp.weights.h5"):
+                (folder / name).unlink(missing_ok=True)
+            if folder.is_dir():
+                folder.rmdir()
+
+    return BestKeeper()
 
 
 def _inference_copy(model: Any, factor: int) -> Any:
