@@ -528,3 +528,25 @@ def test_html_report_is_a_page_to_read_at_a_glance(tmp_path: Path) -> None:
         timeout=120,
     )
     assert shot.stat().st_size > 20_000
+
+
+def test_credentials_are_masked_wherever_they_appear(monkeypatch: pytest.MonkeyPatch) -> None:
+    from upscaler._redact import redact
+
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "FwoGZXIvYXdzEJr//token")
+    presigned = (
+        "https://b.s3.amazonaws.com/a.jpg?X-Amz-Algorithm=AWS4-HMAC-SHA256"
+        "&X-Amz-Credential=AKIAIOSFODNN7%2F20261203&X-Amz-Signature=fe5f80f77d5fa3beca038a24"
+    )
+    texts = {
+        "ftp://backup:hunter2pass@nas/photos/a.jpg: timed out": "ftp://***@nas/photos/a.jpg",
+        presigned: "a.jpg?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=***&X-Amz-Signature=***",
+        "SignatureDoesNotMatch: key wJalrXUtnFEMI/K7MDENG, token FwoGZXIvYXdzEJr//token": "key ***, token ***",
+    }
+    for text, expected in texts.items():
+        masked = redact(text)
+        assert expected in masked
+        for secret in ("hunter2pass", "AKIAIOSFODNN7", "fe5f80f77d", "wJalrXUtnFEMI", "FwoGZXI"):
+            assert secret not in masked
+    assert redact("s3://photos/2026/a.jpg: no such file") == "s3://photos/2026/a.jpg: no such file"

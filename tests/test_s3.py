@@ -182,3 +182,49 @@ def test_s3_url_without_the_s3_extra_is_a_usage_error(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 2, result.stderr
     assert "s3:// URLs need `pip install upscaler[s3]`" in result.stderr
+
+
+@pytest.mark.parametrize("where", ["input", "output"])
+def test_credentials_in_an_s3_url_are_refused_and_never_shown(
+    where: str, bucket: Any, endpoint: dict[str, str], tmp_path: Path
+) -> None:
+    _, name = bucket
+    secret_url = f"s3://AKIAEXAMPLEKEYID7:wJalrXUtnFEMI-secret@{name}/in"
+    src, dst = (secret_url, tmp_path / "o") if where == "input" else (tmp_path, secret_url)
+    photo(8, 8).save(tmp_path / "a.png")
+    ran = run_cli("batch", src, "-o", dst, "-v", env=endpoint)
+    assert ran.returncode == 2
+    assert f"s3://***@{name}/in: s3fs does not read credentials from the URL" in ran.stderr
+    assert len(ran.stderr.strip().splitlines()) == 1
+    assert "wJalrXUtnFEMI" not in ran.stderr + ran.stdout
+    assert "AKIAEXAMPLEKEYID7" not in ran.stderr + ran.stdout
+
+
+def test_reports_and_lines_never_show_the_environments_keys(
+    bucket: Any, endpoint: dict[str, str], photos: Path, tmp_path: Path
+) -> None:
+    """An image fails with a storage error that quotes the key (as some botocore errors
+    quote the credential scope): the line on stderr and the three reports mask it."""
+    fs, name = bucket
+    _upload(fs, photos, f"{name}/in")
+    key_id = "AKIAQUOTEDKEY0042"
+    fs.pipe_file(f"{name}/in/{key_id}.png", b"not a picture")  # its name quotes the key
+    env = {**endpoint, "AWS_ACCESS_KEY_ID": key_id, "AWS_SECRET_ACCESS_KEY": "s3cr3t-" * 3}
+    for report in ("r.json", "r.csv", "r.html"):
+        ran = run_cli(
+            "batch",
+            f"s3://{name}/in",
+            "-o",
+            tmp_path / report,
+            "-v",
+            "--backend",
+            "bicubic",
+            "--report",
+            tmp_path / "reports" / report,
+            "--overwrite",
+            env=env,
+        )
+        assert ran.returncode == 1, ran.stderr
+        assert "s3://" in ran.stderr and "***.png" in ran.stderr
+        text = (tmp_path / "reports" / report).read_text() + ran.stderr + ran.stdout
+        assert key_id not in text and "s3cr3t-" not in text

@@ -20,11 +20,21 @@ from typing import Any, Protocol
 from . import __version__
 from ._backend import BackendOptions
 from ._defaults import DEFAULT_ENGINE
-from ._engines import Engine, EngineError, create_engine, engine_problem, split_cores
+from ._engines import (
+    Engine,
+    EngineError,
+    Tls,
+    client_security,
+    create_engine,
+    engine_problem,
+    plain_tcp_warning,
+    split_cores,
+)
 from ._errors import UpscalerError
 from ._job import Record, Settings, TileCallback, is_disk_full
 from ._lock import LockTimeout, hold_lock
 from ._plan import Discovery, Location, find_jobs
+from ._redact import redact
 from ._registry import load_backend
 from ._report import (
     REPORT_SUFFIXES,
@@ -87,6 +97,10 @@ class BatchRequest:
     engine: str = DEFAULT_ENGINE
     scheduler: str | None = None
     workers: int | None = None
+    #: Files for a tls:// scheduler (None: Dask's configuration).
+    tls: Tls | None = None
+    #: Join a plain tcp:// scheduler on another host without the warning.
+    insecure: bool = False
     #: "auto" (the backend's best on this machine), "fp32" or "bf16".
     precision: str = "auto"
 
@@ -130,6 +144,7 @@ class BatchRequest:
             scheduler=self.scheduler,
             processes=self.jobs,
             tile_progress=progress.tiles,
+            tls=self.tls,
         )
 
 
@@ -143,9 +158,19 @@ def run_batch(req: BatchRequest, progress: Progress) -> int:
     except UpscalerError as exc:
         return _usage(progress, str(exc))
     req = replace(req, report=report)
-    problem = engine_problem(req.engine, req.scheduler, req.workers, req.jobs)
+    problem = engine_problem(
+        req.engine, req.scheduler, req.workers, req.jobs, req.tls, req.insecure
+    )
     if problem:
         return _usage(progress, problem)
+    try:
+        if req.scheduler:
+            client_security(req.scheduler, req.tls)  # a wrong file fails before any work
+    except EngineError as exc:
+        return _usage(progress, str(exc))
+    warning = plain_tcp_warning(req.scheduler, req.insecure)
+    if warning:
+        progress.message(f"upscaler: warning: {warning}")
     try:
         found = find_jobs(req.inputs, req.out, int(req.factor), req.fmt)
         settings = req.settings(len(found.jobs))
@@ -197,7 +222,7 @@ def _usage(progress: Progress, message: str) -> int:
 
 def _dry_run(found: Discovery, progress: Progress) -> int:
     for job in found.jobs:
-        print(f"{job.src} -> {job.dst}", flush=True)
+        print(redact(f"{job.src} -> {job.dst}"), flush=True)
     for path, reason in found.problems:
         progress.message(f"{path}: {reason}")
     progress.message(f"{len(found.jobs)} images, {len(found.not_images)} other files skipped")

@@ -70,7 +70,38 @@ _ENGINE_OPTIONS = [
         type=click.IntRange(min=1),
         help="With --engine dask and no --scheduler: local worker processes [default: cores].",
     ),
+    click.option(
+        "--tls-ca",
+        metavar="FILE",
+        help="With a tls:// --scheduler: the cluster's CA certificate (PEM) "
+        "[default: Dask's distributed.comm.tls.ca-file].",
+    ),
+    click.option(
+        "--tls-cert",
+        metavar="FILE",
+        help="With a tls:// --scheduler: this client's certificate, signed by that CA "
+        "[default: Dask's distributed.comm.tls.client.cert].",
+    ),
+    click.option(
+        "--tls-key",
+        metavar="FILE",
+        help="With a tls:// --scheduler: the private key of --tls-cert "
+        "[default: Dask's distributed.comm.tls.client.key].",
+    ),
+    click.option(
+        "--insecure",
+        is_flag=True,
+        help="Join a plain tcp:// scheduler on another host without the warning that anyone "
+        "who can reach it can run code on its workers.",
+    ),
 ]
+
+
+def _tls(options: dict[str, Any]) -> Any:
+    """Take --tls-ca/--tls-cert/--tls-key out of `options`, as a `Tls`."""
+    from ._engines.security import Tls
+
+    return Tls(options.pop("tls_ca"), options.pop("tls_cert"), options.pop("tls_key"))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -208,6 +239,7 @@ def batch(**kwargs: object) -> None:
     from ._progress import TerminalProgress
 
     kwargs["backend"] = kwargs["backend"] or default_backend(str(kwargs["device"]))
+    kwargs["tls"] = _tls(kwargs)
     verbose = bool(kwargs.pop("verbose"))
     if kwargs["quiet"] and verbose:
         raise click.UsageError("--quiet and --verbose do not go together")
@@ -252,6 +284,8 @@ def compare(
     engine: str,
     scheduler: str | None,
     workers: int | None,
+    insecure: bool,
+    **tls_files: str | None,
 ) -> None:
     """Compare backends on the high-resolution images in HR_DIR, with PSNR/SSIM against them.
 
@@ -264,12 +298,16 @@ def compare(
     from ._backend import BackendOptions
     from ._compare import Where
     from ._compare import compare as run_compare
-    from ._engines import engine_problem
+    from ._engines import EngineError, engine_problem, plain_tcp_warning
     from ._errors import UpscalerError
 
-    problem = engine_problem(engine, scheduler, workers, 1)
+    tls = _tls(tls_files)
+    problem = engine_problem(engine, scheduler, workers, 1, tls, insecure)
     if problem:
         raise click.UsageError(problem)
+    warning = plain_tcp_warning(scheduler, insecure)
+    if warning:
+        click.echo(f"upscaler: warning: {warning}", err=True)
     try:
         result = run_compare(
             hr_dir,
@@ -279,8 +317,11 @@ def compare(
             lr_dir,
             BackendOptions(threads=threads) if threads else None,
             rgb_psnr,
-            Where(engine, scheduler, workers),
+            Where(engine, scheduler, workers, tls),
         )
+    except EngineError as exc:  # the cluster cannot be joined: as a usage error, exit 2
+        click.echo(f"upscaler: error: {exc}", err=True)
+        sys.exit(2)
     except UpscalerError as exc:
         raise click.ClickException(str(exc)) from exc
     for name, s in result.summary().items():

@@ -29,7 +29,7 @@ from PIL import Image
 from ._backend import BackendOptions
 from ._codec import Metadata, decode, encode, pixels_to_pil
 from ._defaults import DEFAULT_ENGINE
-from ._engines import Engine, create_engine, split_cores
+from ._engines import Engine, Tls, create_engine, split_cores
 from ._errors import ImageError
 from ._job import Record, Settings
 from ._metrics import y_channel
@@ -73,10 +73,11 @@ class Where:
     engine: str = DEFAULT_ENGINE
     scheduler: str | None = None
     workers: int | None = None
+    tls: Tls | None = None
 
     def create(self, images: int) -> Engine:
         workers = split_cores(images)[0] if self.engine == "local" else self.workers
-        return create_engine(self.engine, workers=workers, scheduler=self.scheduler)
+        return create_engine(self.engine, workers=workers, scheduler=self.scheduler, tls=self.tls)
 
 
 def compare(

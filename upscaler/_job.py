@@ -33,6 +33,7 @@ from ._defaults import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY
 from ._errors import ImageError, UpscalerError
 from ._metrics import consistency_psnr, score
 from ._plan import Job, find_reference
+from ._redact import redact
 from ._registry import load_backend
 from ._thumbs import write_thumbnails
 from ._upscale import upscale_into
@@ -102,6 +103,12 @@ class Record:
     #: The folder that could not be written because its disk is full (ENOSPC, EDQUOT): every
     #: remaining image would fail too, so the run stops. Not a report column (`error` says it).
     disk_full: str | None = field(default=None, metadata={"report": False})
+
+    def __post_init__(self) -> None:  # what a record shows is printed and reported
+        object.__setattr__(self, "src", redact(self.src))
+        object.__setattr__(self, "dst", redact(self.dst))
+        if self.error is not None:
+            object.__setattr__(self, "error", redact(self.error))
 
     @classmethod
     def of(cls, job: Job, settings: Settings, status: Status, error: str | None = None) -> Record:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ._job import Record, TileCallback
+from ._redact import redact
 
 if TYPE_CHECKING:  # tqdm is imported only when a bar is shown: fast start-up
     from tqdm import tqdm
@@ -55,7 +56,8 @@ class TerminalProgress:
         return None if self.bar is None else _tile_progress(self._line)
 
     def message(self, text: str) -> None:
-        """One line on stderr, above the bars."""
+        """One line on stderr, above the bars (credentials masked: `_redact`)."""
+        text = redact(text)
         if self.bar is not None:
             self.bar.write(text, file=sys.stderr)
         else:

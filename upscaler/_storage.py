@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import UpscalerError
+from ._redact import redact
 
 __all__ = [
     "AccessError",
@@ -37,7 +38,7 @@ class StorageError(UpscalerError):
     """A location that cannot be used: unknown scheme, missing extra, no access, no server."""
 
     def __init__(self, location: str, reason: str) -> None:
-        super().__init__(f"{location}: {reason}")
+        super().__init__(redact(f"{location}: {' '.join(reason.split())}"))
         self.location, self.reason = location, reason
 
 
@@ -151,6 +152,13 @@ def upload(path: Path, location: str) -> None:
 
 
 def _fs(location: str) -> tuple[Any, str]:
+    scheme, _, rest = location.partition("://")
+    if scheme.lower() in ("s3", "s3a") and "@" in rest.split("/", 1)[0]:
+        raise StorageError(
+            location,
+            "s3fs does not read credentials from the URL: give them in the environment "
+            "(AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) or a profile (AWS_PROFILE)",
+        )
     try:
         from fsspec.core import url_to_fs
     except ImportError as exc:

@@ -14,6 +14,7 @@ from .._defaults import ENGINES
 from .._job import TileCallback
 from .base import Engine, EngineError, StopFlag, cores
 from .local import LocalEngine, split_cores
+from .security import Tls, client_security, plain_tcp_warning, tls_problem
 
 __all__ = [
     "ENGINES",
@@ -21,9 +22,12 @@ __all__ = [
     "EngineError",
     "LocalEngine",
     "StopFlag",
+    "Tls",
+    "client_security",
     "cores",
     "create_engine",
     "engine_problem",
+    "plain_tcp_warning",
     "split_cores",
 ]
 
@@ -35,22 +39,34 @@ def create_engine(
     scheduler: str | None = None,
     processes: int = 1,
     tile_progress: Callable[[], TileCallback | None] | None = None,
+    tls: Tls | None = None,
 ) -> Engine:
     """The engine `name`: `local` (`workers` images at a time, or `processes` processes) or
-    `dask` (the cluster at `scheduler`, or a local cluster of `workers` processes)."""
+    `dask` (the cluster at `scheduler`, joined with `tls` for a tls:// address, or a local
+    cluster of `workers` processes)."""
     if name == "local":
         return LocalEngine(workers or cores(), processes, tile_progress)
     if name == "dask":
         from .dask import DaskEngine
 
-        return DaskEngine(scheduler, workers)
+        return DaskEngine(scheduler, workers, tls)
     raise ValueError(f"unknown engine {name!r} (known: {', '.join(ENGINES)})")
 
 
-def engine_problem(name: str, scheduler: str | None, workers: int | None, jobs: int) -> str | None:
+def engine_problem(
+    name: str,
+    scheduler: str | None,
+    workers: int | None,
+    jobs: int,
+    tls: Tls | None = None,
+    insecure: bool = False,
+) -> str | None:
     """Why these engine options do not go together, or None."""
     if name == "local" and (scheduler or workers):
         return "--scheduler and --workers need --engine dask"
+    problem = tls_problem(scheduler, tls, insecure)
+    if problem:
+        return problem
     if name != "local" and jobs != 1:
         return f"--jobs is for --engine local; with --engine {name} use --workers"
     if scheduler and workers:

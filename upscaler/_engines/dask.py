@@ -31,6 +31,7 @@ from .._job import Record, Settings, process_job, skip_record
 from .._plan import Job
 from .._registry import load_backend
 from .base import EngineError, StopFlag, cores
+from .security import Tls, client_security, connect_problem
 
 __all__ = ["ALLOWED_FAILURES", "DaskEngine", "LeaveSignalsToDriver", "run_chunk", "stop_chunks"]
 
@@ -60,10 +61,13 @@ _STOPPED: set[str] = set()
 
 
 class DaskEngine:
-    """Runs jobs on the cluster at `scheduler`, or on a local cluster of `workers` processes."""
+    """Runs jobs on the cluster at `scheduler` (joined with `tls` for a tls:// address), or
+    on a local cluster of `workers` processes."""
 
-    def __init__(self, scheduler: str | None = None, workers: int | None = None) -> None:
-        self.scheduler, self.workers = scheduler, workers
+    def __init__(
+        self, scheduler: str | None = None, workers: int | None = None, tls: Tls | None = None
+    ) -> None:
+        self.scheduler, self.workers, self.tls = scheduler, workers, tls
 
     def results(self, jobs: Sequence[Job], settings: Settings, stop: StopFlag) -> Iterator[Record]:
         """Skipped records first, then one record per submitted job as chunks finish.
@@ -88,7 +92,8 @@ class DaskEngine:
 
         dist = _distributed()
         if self.scheduler:
-            with _connect(dist.Client, self.scheduler) as client:
+            security = client_security(self.scheduler, self.tls)
+            with _connect(dist.Client, self.scheduler, security) as client:
                 yield client
             return
         with (
@@ -98,7 +103,8 @@ class DaskEngine:
                 threads_per_worker=1,
                 processes=True,
                 host="127.0.0.1",
-                dashboard_address=None,
+                dashboard_address="127.0.0.1:0",  # its HTTP server is on even without
+                # a dashboard: a free port, never a warning that 8787 is taken
                 silence_logs=logging.CRITICAL,
                 plugins={LeaveSignalsToDriver()},
             ) as cluster,
@@ -108,13 +114,33 @@ class DaskEngine:
 
 
 @contextmanager
-def _connect(client_class: Any, address: str) -> Iterator[Any]:
+def _connect(client_class: Any, address: str, security: Any) -> Iterator[Any]:
+    """A client of the scheduler at `address` that has at least one worker.
+
+    Waits `distributed.comm.timeouts.connect` (30 s by default) for the scheduler, then as
+    long again for a worker (a worker whose certificate the cluster refuses never joins).
+    """
     try:
-        client = client_class(address)  # waits distributed.comm.timeouts.connect (30 s)
-    except (OSError, ValueError) as exc:
-        raise EngineError(f"cannot connect to the Dask scheduler at {address}: {exc}") from exc
+        client = client_class(address, security=security)
+    except (OSError, ValueError, TypeError, MemoryError) as exc:
+        raise EngineError(connect_problem(address, exc)) from exc
     with client:
+        _wait_for_a_worker(client, address)
         yield client
+
+
+def _wait_for_a_worker(client: Any, address: str) -> None:
+    import dask
+    from dask.utils import parse_timedelta
+
+    timeout = parse_timedelta(dask.config.get("distributed.comm.timeouts.connect"), "s")
+    try:
+        client.wait_for_workers(1, timeout=timeout)
+    except TimeoutError as exc:
+        raise EngineError(
+            f"the Dask scheduler at {address} has no workers (waited {timeout:g} s; a worker "
+            "without a certificate from the cluster's CA cannot join)"
+        ) from exc
 
 
 def _distributed() -> Any:

@@ -1,0 +1,44 @@
+"""Credentials out of everything the tool prints or writes (progress, errors, reports).
+
+A location may carry them (`ftp://user:password@host/...`, a presigned `https://...?
+X-Amz-Signature=...`), and a storage library's error text may repeat the location or a key
+from the environment. `redact` replaces URL user information, the values of query
+parameters that are credentials by name, and the value of every environment variable whose
+name says it holds a secret (AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_ACCESS_KEY_ID,
+...), with `***`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+__all__ = ["redact"]
+
+MASK = "***"
+#: `scheme://userinfo@`: everything between `//` and `@` in the authority.
+_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
+#: Query parameters that carry credentials (AWS/GCS/Azure presigned URLs, tokens, keys).
+_QUERY = re.compile(
+    r"([?&](?:x-amz-(?:signature|credential|security-token)|x-goog-(?:signature|credential)"
+    r"|signature|sig|awsaccesskeyid|access_token|token|key|secret|password)=)[^&\s#\"']+",
+    re.IGNORECASE,
+)
+#: Environment variables whose values are secrets, by name.
+_SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|PASSWD|ACCESS_KEY|CREDENTIAL", re.IGNORECASE)
+#: Shorter values are not masked (they would mask ordinary words).
+MIN_SECRET = 8
+
+
+def redact(text: str) -> str:
+    """`text` with every credential it shows replaced by `***`."""
+    text = _USERINFO.sub(rf"\1{MASK}@", text)
+    text = _QUERY.sub(rf"\1{MASK}", text)
+    for value in _secret_values():
+        text = text.replace(value, MASK)
+    return text
+
+
+def _secret_values() -> list[str]:
+    values = {v for k, v in os.environ.items() if _SECRET_NAME.search(k) and len(v) >= MIN_SECRET}
+    return sorted(values, key=len, reverse=True)  # a secret that contains another goes first
