@@ -45,6 +45,7 @@ from ._report import (
     summary_line,
     write_report,
 )
+from ._size import OutputSize
 from ._stop import StopSignals
 from ._thumbs import thumbnails_folder
 
@@ -103,6 +104,20 @@ class BatchRequest:
     insecure: bool = False
     #: "auto" (the backend's best on this machine), "fp32" or "bf16".
     precision: str = "auto"
+    #: --scale, --width, --height, --fit (None: --factor) and --shrink.
+    scale: float | None = None
+    width: int | None = None
+    height: int | None = None
+    fit: tuple[int, int] | None = None
+    shrink: bool = False
+
+    def output_size(self) -> OutputSize:
+        """How large each output is made (ValueError for sizes that do not go together)."""
+        if self.scale is None and not (self.width or self.height or self.fit):
+            if self.shrink:
+                raise ValueError("--shrink is for --width, --height or --fit")
+            return OutputSize(factor=int(self.factor))
+        return OutputSize(None, self.scale, self.width, self.height, self.fit, self.shrink)
 
     def in_flight(self, images: int) -> int:
         """Images processed at once by one process (`split_cores`)."""
@@ -129,6 +144,7 @@ class BatchRequest:
             reference=self.reference,
             rgb_psnr=self.rgb_psnr,
             max_pixels=self.max_pixels,
+            size=None if self.output_size().factor else self.output_size(),
         )
 
     def _default_threads(self, images: int) -> int | None:
@@ -164,6 +180,10 @@ def run_batch(req: BatchRequest, progress: Progress) -> int:
     if problem:
         return _usage(progress, problem)
     try:
+        req.output_size()
+    except ValueError as exc:
+        return _usage(progress, str(exc))
+    try:
         if req.scheduler:
             client_security(req.scheduler, req.tls)  # a wrong file fails before any work
     except EngineError as exc:
@@ -172,7 +192,7 @@ def run_batch(req: BatchRequest, progress: Progress) -> int:
     if warning:
         progress.message(f"upscaler: warning: {warning}")
     try:
-        found = find_jobs(req.inputs, req.out, int(req.factor), req.fmt)
+        found = find_jobs(req.inputs, req.out, req.output_size().label, req.fmt)
         settings = req.settings(len(found.jobs))
         if req.report is not None and req.report.suffix.lower() == ".html":
             settings = replace(settings, thumbnails=thumbnails_folder(req.report.absolute()))
@@ -266,7 +286,8 @@ def _process_all(
         host=socket.gethostname(),
         backend=settings.backend,
         precision=precision,
-        factor=settings.factor,
+        factor=None if settings.size else settings.factor,
+        size=settings.output_size().label,
     )
     if full is not None:
         progress.message(_disk_full_message(full, records, found))

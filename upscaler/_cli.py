@@ -34,6 +34,34 @@ class Location(click.ParamType):  # type: ignore[type-arg]
         return self.base.convert(value, param, ctx)  # type: ignore[arg-type]
 
 
+class BoxType(click.ParamType):  # type: ignore[type-arg]
+    """WxH, two positive integers (e.g. 3840x2160)."""
+
+    name = "WxH"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        w, x, h = str(value).lower().partition("x")
+        if not (x and w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
+            self.fail(f"{value!r} is not WxH with two positive integers (e.g. 3840x2160)")
+        return int(w), int(h)
+
+
+def _check_sizes(options: dict[str, Any]) -> None:
+    """--factor, --scale, --width, --height and --fit: one at most; --weights with --factor."""
+    ctx = click.get_current_context()
+    sizes = [f"--{k}" for k in ("scale", "width", "height", "fit") if options[k] is not None]
+    if ctx.get_parameter_source("factor") == click.core.ParameterSource.COMMANDLINE:
+        sizes.insert(0, "--factor")
+    if len(sizes) > 1:
+        raise click.UsageError(f"{' and '.join(sizes)} do not go together: give one size")
+    if options["weights"] and sizes and sizes != ["--factor"]:
+        raise click.UsageError(f"{sizes[0]} needs the shipped models; --weights is for --factor")
+
+
 def engine_options(command: Any) -> Any:
     """--engine, --scheduler and --workers, shared by `batch` and `compare`."""
     for option in reversed(_ENGINE_OPTIONS):
@@ -117,9 +145,30 @@ def cli() -> None:
     "--output",
     "out",
     type=Location(click.Path(file_okay=False, path_type=Path)),
-    help="Output folder or URL [default: <input>-x<factor> beside each input folder].",
+    help="Output folder or URL [default: <input>-x<factor> (or -x<scale>, -w<width>, "
+    "-h<height>, -fit<W>x<H>) beside each input folder].",
 )
 @factor_option
+@click.option(
+    "--scale",
+    type=click.FloatRange(1, 8),
+    help="Any scale from 1 to 8 (e.g. 1.5, 2.5, 6) instead of --factor: the network at the "
+    "factor that serves it, then an antialiased resize to the exact size.",
+)
+@click.option("--width", type=click.IntRange(min=1), help="Output width; height in proportion.")
+@click.option("--height", type=click.IntRange(min=1), help="Output height; width in proportion.")
+@click.option(
+    "--fit",
+    metavar="WxH",
+    type=BoxType(),
+    help="The largest size that fits in W x H, aspect ratio kept (e.g. 3840x2160).",
+)
+@click.option(
+    "--shrink",
+    is_flag=True,
+    help="With --width, --height or --fit: shrink images already larger than the target "
+    "[default: leave them at their size].",
+)
 @click.option(
     "--backend",
     help="Backend name (see `upscaler backends`) [default: openvino where the CPU computes "
@@ -240,6 +289,7 @@ def batch(**kwargs: object) -> None:
 
     kwargs["backend"] = kwargs["backend"] or default_backend(str(kwargs["device"]))
     kwargs["tls"] = _tls(kwargs)
+    _check_sizes(kwargs)
     verbose = bool(kwargs.pop("verbose"))
     if kwargs["quiet"] and verbose:
         raise click.UsageError("--quiet and --verbose do not go together")

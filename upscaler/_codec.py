@@ -27,6 +27,7 @@ from PIL import Image, ImageCms, PngImagePlugin, TiffImagePlugin, UnidentifiedIm
 from ._color import to_uint8
 from ._errors import ImageError
 from ._png import write_png
+from ._size import OutputSize, network_passes
 
 __all__ = [
     "FORMATS",
@@ -95,6 +96,13 @@ class Metadata:
         dpi = (self.dpi[0] * factor, self.dpi[1] * factor) if self.dpi else None
         return replace(self, dpi=dpi)
 
+    def resized(self, size: tuple[int, int], new: tuple[int, int]) -> Metadata:
+        """The same metadata for an image resized from `size` to `new` (width, height): the
+        DPI follows the true ratio of each side, so the printed size stays."""
+        if not self.dpi:
+            return self
+        return replace(self, dpi=(self.dpi[0] * new[0] / size[0], self.dpi[1] * new[1] / size[1]))
+
 
 @dataclass(frozen=True)
 class Decoded:
@@ -103,12 +111,20 @@ class Decoded:
     pixels: NDArray[Any]
     format: str
     metadata: Metadata
+    #: Shown turned a quarter (EXIF orientation 5 to 8): its shown width is its height.
+    turned: bool = False
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) as stored."""
+        return self.pixels.shape[1], self.pixels.shape[0]
 
 
-def decode(path: Path, max_pixels: int | None = None, factor: int = 1) -> Decoded:
+def decode(path: Path, max_pixels: int | None = None, factor: int | OutputSize = 1) -> Decoded:
     """Read a still image file; ImageError says why not.
 
-    An image whose output at `factor` would have more than `max_pixels` pixels is refused
+    An image whose output at `factor` (or of that `OutputSize`) would have more than
+    `max_pixels` pixels, or that the size cannot serve, is refused
     from its header, before any pixel is decoded (decompression bombs); animations and
     multi-page files are refused. A multi-picture JPEG (MPO: a photo plus depth maps, gain maps,
     a stereo pair or previews) is its primary image: the secondary images are not read.
@@ -117,7 +133,8 @@ def decode(path: Path, max_pixels: int | None = None, factor: int = 1) -> Decode
         _register_heif()
     try:
         with Image.open(path) as im:
-            _check_header(im, max_pixels, factor)
+            turned = im.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8)
+            _check_header(im, max_pixels, _as_size(factor), turned)
             meta = _metadata(im)
             fmt = im.format or "?"
             if _is_16bit_colour(im, path):
@@ -130,7 +147,15 @@ def decode(path: Path, max_pixels: int | None = None, factor: int = 1) -> Decode
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageError(_reason(exc)) from exc
-    return Decoded(pixels, fmt, meta)
+    return Decoded(pixels, fmt, meta, turned)
+
+
+#: The EXIF tag of how an image is shown (1 as stored; 5 to 8 turned a quarter).
+_ORIENTATION = 0x0112
+
+
+def _as_size(factor: int | OutputSize) -> OutputSize:
+    return factor if isinstance(factor, OutputSize) else OutputSize(factor=factor)
 
 
 @cache
@@ -155,12 +180,16 @@ def _cmyk_to_srgb(im: Image.Image, meta: Metadata) -> tuple[NDArray[Any], Metada
     return np.asarray(rgb), replace(meta, icc_profile=ImageCms.ImageCmsProfile(srgb).tobytes())
 
 
-def _check_header(im: Image.Image, max_pixels: int | None, factor: int) -> None:
+def _check_header(im: Image.Image, max_pixels: int | None, size: OutputSize, turned: bool) -> None:
     w, h = im.size
-    if max_pixels is not None and w * h * factor**2 > max_pixels:
-        out = f"{w * factor}x{h * factor}"
+    out = size.stored_size_for(w, h, turned)
+    try:
+        network_passes((w, h), out)
+    except ValueError as exc:
+        raise ImageError(f"{w}x{h} pixels to {out[0]}x{out[1]}: {exc}") from exc
+    if max_pixels is not None and out[0] * out[1] > max_pixels:
         raise ImageError(
-            f"{w}x{h} pixels: the {out} output would exceed --max-pixels {max_pixels:,}"
+            f"{w}x{h} pixels: the {out[0]}x{out[1]} output would exceed --max-pixels {max_pixels:,}"
         )
     frames = getattr(im, "n_frames", 1)
     if frames > 1 and im.format != "MPO":  # MPO: a JPEG photo plus secondary images

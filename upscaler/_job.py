@@ -35,6 +35,8 @@ from ._metrics import consistency_psnr, score
 from ._plan import Job, find_reference
 from ._redact import redact
 from ._registry import load_backend
+from ._resize import resize_pixels
+from ._size import OutputSize, network_passes
 from ._thumbs import write_thumbnails
 from ._upscale import upscale_into
 
@@ -76,6 +78,12 @@ class Settings:
     thumbnails: Path | None = None
     #: Largest output, in pixels; inputs whose output would be larger are refused unread.
     max_pixels: int = DEFAULT_MAX_PIXELS
+    #: --scale, --width, --height or --fit (None: `factor` times the input).
+    size: OutputSize | None = None
+
+    def output_size(self) -> OutputSize:
+        """How large each output is made."""
+        return self.size or OutputSize(factor=self.factor)
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,8 @@ class Record:
     factor: int | None = None
     input_size: tuple[int, int] | None = None
     output_size: tuple[int, int] | None = None
+    #: Output width over input width (the --factor, or what --scale/--width/... gave).
+    scale: float | None = None
     #: Y-PSNR of the output shrunk back to the input's size, against the input (dB).
     consistency_psnr: float | None = None
     #: The consistency PSNR is under the run's floor (`_report.flag_suspects`): look at it.
@@ -112,8 +122,9 @@ class Record:
 
     @classmethod
     def of(cls, job: Job, settings: Settings, status: Status, error: str | None = None) -> Record:
-        """The record of `job` with `status`: locations as given, the run's backend and factor."""
-        b, f = settings.backend, settings.factor
+        """The record of `job` with `status`: locations as given, the run's backend and factor
+        (None when the run asks for sizes: --scale, --width, --height, --fit)."""
+        b, f = settings.backend, None if settings.size else settings.factor
         return cls(str(job.src), str(job.dst), status, error, backend=b, factor=f)
 
 
@@ -194,41 +205,64 @@ def _process_image(
     base = Record.of(job, settings, "skipped")
     started = time.perf_counter()
     try:
-        backend = load_backend(settings.backend, settings.factor, settings.options)
-        image = decode(job.src, settings.max_pixels, settings.factor)
-        canvas = _canvas_for(image.pixels, settings.factor, job.dst)
-        upscale_into(canvas, image.pixels, backend, settings.tile, settings.overlap, on_tiles)
-        encode(canvas.output(), job.dst, image.metadata.scaled(settings.factor), settings.quality)
+        image = decode(job.src, settings.max_pixels, settings.output_size())
+        size = settings.output_size().stored_size_for(*image.size, image.turned)
+        output = _resized(image.pixels, size, job.dst, settings, on_tiles)
+        encode(output, job.dst, image.metadata.resized(image.size, size), settings.quality)
     except Exception as exc:  # one image never stops the run by itself (a full disk does)
         seconds = time.perf_counter() - started
         full = str(job.dst.parent) if is_disk_full(exc) else None
         return replace(base, status="failed", error=_message(exc), seconds=seconds, disk_full=full)
     try:  # the output is written: a scoring problem is a note, not a failure
-        scores = _scores(image.pixels, canvas.output(), job, settings)
+        scores = _scores(image.pixels, output, job, settings)
     except Exception as exc:
         scores = {"error": f"scoring failed: {_message(exc)}"}
     if settings.thumbnails is not None:
         with contextlib.suppress(OSError, ValueError):  # pictures for the report: a nicety
-            write_thumbnails(
-                canvas.output(), image.pixels, settings.thumbnails, named or str(job.dst)
-            )
-    h, w = image.pixels.shape[:2]
+            write_thumbnails(output, image.pixels, settings.thumbnails, named or str(job.dst))
     return replace(
         base,
         status="done",
         seconds=time.perf_counter() - started,
-        input_size=(w, h),
-        output_size=(canvas.shape[1], canvas.shape[0]),
+        input_size=image.size,
+        output_size=size,
+        scale=round(size[0] / image.size[0], 4),
         **scores,
     )
 
 
-def _canvas_for(pixels: NDArray[Any], factor: int, dst: Path) -> Canvas:
+def _resized(
+    pixels: NDArray[Any],
+    size: tuple[int, int],
+    dst: Path,
+    settings: Settings,
+    on_tiles: TileCallback | None,
+) -> NDArray[Any] | Image.Image:
+    """The output of `size` (width, height): the network at each factor of
+    `network_passes`, then an antialiased bicubic resize to the exact size if still needed."""
+    passes = network_passes((pixels.shape[1], pixels.shape[0]), size)
+    for i, factor in enumerate(passes):
+        backend = load_backend(settings.backend, factor, settings.options)
+        last = i == len(passes) - 1 and _scaled(pixels, factor) == size
+        canvas = _canvas_for(pixels, factor, dst if last else None)
+        upscale_into(canvas, pixels, backend, settings.tile, settings.overlap, on_tiles)
+        if last:  # exact: the canvas is the output, as the encoder likes it best
+            return canvas.output()
+        pixels = np.asarray(canvas.output())
+    return pixels if _scaled(pixels, 1) == size else resize_pixels(pixels, size)
+
+
+def _scaled(pixels: NDArray[Any], factor: int) -> tuple[int, int]:
+    return pixels.shape[1] * factor, pixels.shape[0] * factor
+
+
+def _canvas_for(pixels: NDArray[Any], factor: int, dst: Path | None) -> Canvas:
     """8-bit outputs are assembled in Pillow, which encodes them without another copy; PNG
-    outputs in numpy, which our PNG writer reads without one."""
+    outputs (and passes that are not the last) in numpy, which our PNG writer (and the
+    next step) reads without one."""
     h, w = pixels.shape[:2]
     channels = 1 if pixels.ndim == 2 else pixels.shape[2]
-    pillow = dst.suffix.lower() != ".png"
+    pillow = dst is not None and dst.suffix.lower() != ".png"
     return new_canvas(h * factor, w * factor, channels, pixels.dtype, pillow=pillow)
 
 
@@ -247,7 +281,9 @@ def _scores(
         return {**scores, "error": f"no reference for {job.rel} in {settings.reference}"}
     try:
         ref = decode(ref_path).pixels
-        measured = score(np.asarray(out), ref, settings.factor, settings.rgb_psnr)
+        width = out.width if isinstance(out, Image.Image) else out.shape[1]
+        crop = math.ceil(width / source.shape[1] - 1e-9)  # the shared protocol: ceil(scale)
+        measured = score(np.asarray(out), ref, crop, settings.rgb_psnr)
     except (ImageError, ValueError) as exc:
         return {**scores, "reference": str(ref_path), "error": f"reference {ref_path}: {exc}"}
     return {**scores, "reference": str(ref_path), **measured}

@@ -127,6 +127,8 @@ def consistency_psnr(output: NDArray[Any] | Image.Image, source: NDArray[Any]) -
     height, width = (
         (output.height, output.width) if isinstance(output, Image.Image) else output.shape[:2]
     )
+    if (height % h, width % w) != (0, 0) or height // h != width // w:
+        return _resized_consistency(output, source)
     s, total = height // h, 0.0
     shrink = _shrink_for(s, height, width)
     rows = max(8, (1 << 21) // (width * s))  # strips of about 2 megapixels
@@ -136,6 +138,19 @@ def consistency_psnr(output: NDArray[Any] | Image.Image, source: NDArray[Any]) -
         plane = _y_plane(_strip(output, y0, y1))
         diff = shrink.rows(plane, y0, top, bottom) - y_channel(to_uint8(source[top:bottom]))
         total += float(np.sum(diff * diff))
+    return float("inf") if total == 0 else 10.0 * float(np.log10(255.0**2 * h * w / total))
+
+
+def _resized_consistency(output: NDArray[Any] | Image.Image, source: NDArray[Any]) -> float:
+    """`consistency_psnr` for an output that is not a whole multiple of its input (--scale,
+    --width...): the whole Y plane shrunk with Pillow's antialiased bicubic, in float."""
+    h, w = source.shape[:2]
+    plane = _y_plane(
+        _strip(output, 0, output.height if isinstance(output, Image.Image) else output.shape[0])
+    )
+    shrunk = np.asarray(Image.fromarray(plane, "F").resize((w, h), Image.Resampling.BICUBIC))
+    diff = shrunk.astype(np.float64) - y_channel(to_uint8(source))
+    total = float(np.sum(diff * diff))
     return float("inf") if total == 0 else 10.0 * float(np.log10(255.0**2 * h * w / total))
 
 

@@ -74,7 +74,9 @@ class Discovery:
     roots: list[Path] = field(default_factory=list)
 
 
-def find_jobs(inputs: Sequence[Location], out: Location | None, factor: int, fmt: str) -> Discovery:
+def find_jobs(
+    inputs: Sequence[Location], out: Location | None, factor: int | str, fmt: str
+) -> Discovery:
     """Plan the jobs: a walk of the file system when everything is local, listings otherwise."""
     local = [p for p in inputs if isinstance(p, Path)]
     if len(local) == len(inputs) and not is_url(out):
@@ -95,15 +97,20 @@ def find_reference(folder: Path, rel: Path) -> Path | None:
     return matches[0] if matches else None
 
 
-def default_output(root: Path, factor: int) -> Path:
-    """The sibling folder `<input>-x<factor>` of an input folder."""
+def default_output(root: Path, factor: int | str) -> Path:
+    """The sibling folder `<input>-x<factor>` of an input folder (`<input>-<label>` for a
+    size label such as x2.5, w1000 or fit3840x2160)."""
     root = _absolute(root)
     if not root.name:
         raise UpscalerError(f"no folder can be made beside {root}: give one with -o")
-    return root.with_name(f"{root.name}-x{factor}")
+    return root.with_name(f"{root.name}-{_label(factor)}")
 
 
-def discover(inputs: Sequence[Path], out: Path | None, factor: int, fmt: str) -> Discovery:
+def _label(factor: int | str) -> str:
+    return f"x{factor}" if isinstance(factor, int) else factor
+
+
+def discover(inputs: Sequence[Path], out: Path | None, factor: int | str, fmt: str) -> Discovery:
     """Walk `inputs` (files and folders) and plan one Job per image, in a stable order.
 
     A folder's images keep their relative paths under OUT (default: the folder's sibling
@@ -181,7 +188,9 @@ def _local(location: str) -> Location:
     return location if is_url(location) else Path(location)
 
 
-def _discover_remote(inputs: list[str], out: Location | None, factor: int, fmt: str) -> Discovery:
+def _discover_remote(
+    inputs: list[str], out: Location | None, factor: int | str, fmt: str
+) -> Discovery:
     found = Discovery()
     kinds = {given: _kind(given, found) for given in inputs}
     missing = [given for given, kind in kinds.items() if kind is None]
@@ -192,7 +201,7 @@ def _discover_remote(inputs: list[str], out: Location | None, factor: int, fmt: 
     outputs: dict[str, dict[str, float | None]] = {}
     for given in inputs:
         base = given if kinds[given] == "dir" else storage.parent(given)
-        target = _location(out) if out else f"{base.rstrip('/')}-x{factor}"
+        target = _location(out) if out else f"{base.rstrip('/')}-{_label(factor)}"
         _refuse_inside(target, folders)
         if not is_url(target) and Path(target) not in found.roots:
             found.roots.append(Path(target))

@@ -44,7 +44,7 @@ UNDER_MEDIAN = 18.0
 #: A run needs this many scored images for its median to mean anything.
 MEDIAN_MIN_IMAGES = 5
 #: What every report says about its run (the CSV report repeats them on every row).
-RUN_FIELDS = ("started", "ended", "version", "host", "backend", "precision", "factor")
+RUN_FIELDS = ("started", "ended", "version", "host", "backend", "precision", "factor", "size")
 
 
 def report_path(path: Path, started: datetime) -> Path:

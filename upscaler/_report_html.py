@@ -79,7 +79,7 @@ def _summary(s: dict[str, Any]) -> str:
         speed += f", mean PSNR {s['mean_psnr']} dB, SSIM {s['mean_ssim']}"
     run = ", ".join(
         f"{k} {s[k]}"
-        for k in ("started", "ended", "host", "version", "backend", "precision", "factor")
+        for k in ("started", "ended", "host", "version", "backend", "precision", "factor", "size")
         if s.get(k) is not None
     )
     return (

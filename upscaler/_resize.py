@@ -8,12 +8,14 @@ luma (`upscale_chroma`), about 5x faster than Pillow on float planes.
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-__all__ = ["BICUBIC_HALO", "bicubic_resize", "bicubic_upscale", "upscale_chroma"]
+__all__ = ["BICUBIC_HALO", "bicubic_resize", "bicubic_upscale", "resize_pixels", "upscale_chroma"]
 
 Float = NDArray[np.float32]
 
@@ -25,6 +27,17 @@ def bicubic_upscale(planes: Float, factor: int) -> Float:
     """(..., H, W, C) float32 -> (..., H*factor, W*factor, C), each plane resized alone."""
     h, w = planes.shape[-3:-1]
     return bicubic_resize(planes, (w * factor, h * factor))
+
+
+def resize_pixels(pixels: NDArray[Any], size: tuple[int, int]) -> NDArray[Any]:
+    """An (H, W) or (H, W, C) uint8/uint16 image resized to `size` = (width, height) with
+    antialiased bicubic, in float, rounded back to its type (a network output to the exact
+    size asked for)."""
+    planes = pixels.astype(np.float32)
+    out = bicubic_resize(planes[..., None] if pixels.ndim == 2 else planes, size)
+    top = float(np.iinfo(pixels.dtype).max)
+    out = np.clip(np.rint(out), 0.0, top).astype(pixels.dtype)
+    return out[..., 0] if pixels.ndim == 2 else out
 
 
 def bicubic_resize(planes: Float, size: tuple[int, int]) -> Float:
