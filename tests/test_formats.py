@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -87,6 +89,79 @@ def test_heic_through_the_heif_extra(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     with Image.open(tmp_path / "out" / "phone.heic") as im:
         assert im.format == "HEIF" and im.size == (80, 60)
+
+
+def test_jpeg_xl_round_trip_with_its_metadata(tmp_path: Path) -> None:
+    """JPEG to JPEG XL (`--format jxl`) and that JPEG XL to PNG, through the jxl extra:
+    sizes, pixels close to a JPEG output's, EXIF and XMP kept both ways; the colours are
+    sRGB (the plugin writes no ICC profile: libjxl's own sRGB one is read back)."""
+    pytest.importorskip("pillow_jxl", reason="needs the jxl extra")
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    exif = Image.Exif()
+    exif[0x010F] = "TestCam"
+    (tmp_path / "in").mkdir()
+    photo(60, 40).save(tmp_path / "in" / "cam.jpg", icc_profile=icc, exif=exif.tobytes(), xmp=XMP)
+    for fmt, src, out in (("jxl", "in", "jxl"), ("jpg", "in", "jpg"), ("png", "jxl", "back")):
+        ran = run_cli("batch", tmp_path / src, "-o", tmp_path / out, "--format", fmt, "-q")
+        assert ran.returncode == 0, ran.stderr
+    for path, fmt, size in (
+        (tmp_path / "jxl" / "cam.jxl", "JXL", (180, 120)),
+        (tmp_path / "back" / "cam.png", "PNG", (540, 360)),
+    ):
+        with Image.open(path) as im:
+            assert (im.format, im.size) == (fmt, size)
+            profile = ImageCms.ImageCmsProfile(io.BytesIO(im.info["icc_profile"]))
+            assert "srgb" in ImageCms.getProfileDescription(profile).lower()
+            assert im.getexif().get(0x010F) == "TestCam"
+            if fmt == "PNG":  # the JPEG XL input's XMP, read from its box, made it through
+                assert im.info.get("XML:com.adobe.xmp") == XMP.decode()
+    from upscaler._codec import _jxl_box
+
+    assert _jxl_box(tmp_path / "jxl" / "cam.jxl", b"xml ") == XMP
+    with (
+        Image.open(tmp_path / "jxl" / "cam.jxl") as a,
+        Image.open(tmp_path / "jpg" / "cam.jpg") as b,
+    ):
+        diff = np.asarray(a.convert("RGB"), float) - np.asarray(b.convert("RGB"), float)
+    assert np.abs(diff).mean() < 3  # the same upscale, two lossy encoders at quality 95
+
+
+def test_jpeg_xl_output_carries_the_colours_of_another_profile(tmp_path: Path) -> None:
+    """An Adobe RGB photo written as JPEG XL is converted to sRGB (no profile can go in)."""
+    pytest.importorskip("pillow_jxl", reason="needs the jxl extra")
+    a98 = CMYK_PROFILE.with_name("a98.icc")
+    if not a98.is_file():
+        if os.environ.get("CI"):
+            pytest.fail("CI must install libgs-common (see .ci/run)")
+        pytest.skip("no Adobe RGB ICC profile here (apt-get install libgs-common)")
+    with Image.open(SAMPLES / "coffee.png") as im:
+        rgb = im.convert("RGB").resize((90, 60), Image.Resampling.BICUBIC)
+    (tmp_path / "in").mkdir()
+    rgb.save(tmp_path / "in" / "a.png", icc_profile=a98.read_bytes())
+    args = ("--format", "jxl", "--backend", "bicubic", "--quality", "100", "-q")
+    ran = run_cli("batch", tmp_path / "in", "-o", tmp_path / "o", *args)
+    assert ran.returncode == 0, ran.stderr
+    expected = ImageCms.profileToProfile(
+        rgb, ImageCms.getOpenProfile(str(a98)), ImageCms.createProfile("sRGB")
+    )
+    expected = expected.resize((270, 180), Image.Resampling.BICUBIC)
+    with Image.open(tmp_path / "o" / "a.jxl") as out:
+        got = np.asarray(out.convert("RGB"), float)
+    assert np.abs(got - np.asarray(expected, float)).mean() < 2.5
+    assert np.abs(got - np.asarray(rgb.resize((270, 180)), float)).mean() > 5  # not as stored
+
+
+def test_jpeg_xl_without_the_extra_is_a_reason(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jxl").write_bytes(b"\xff\x0a not really")
+    code = (
+        "import sys\nsys.modules['pillow_jxl'] = None  # as if not installed\n"
+        "from upscaler._cli import main\nsys.argv = ['upscaler', 'batch', "
+        f"{str(tmp_path / 'in')!r}, '-o', {str(tmp_path / 'o')!r}]\nmain()\n"
+    )
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert ran.returncode == 1
+    assert "a.jxl: JPEG XL files need `pip install upscaler[jxl]`" in ran.stderr
 
 
 def test_quality_applies_to_jpeg_and_webp(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from . import __version__
 from ._defaults import DEFAULT_ENGINE, DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, ENGINES
 from ._precision import PRECISIONS, default_backend
 
-FORMAT_CHOICES = ["same", "png", "jpg", "webp", "tiff"]
+FORMAT_CHOICES = ["same", "png", "jpg", "webp", "tiff", "jxl"]
 
 
 class Location(click.ParamType):  # type: ignore[type-arg]

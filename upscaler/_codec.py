@@ -48,6 +48,7 @@ FORMATS = {
     "jpg": ("JPEG", ".jpg"),
     "webp": ("WEBP", ".webp"),
     "tiff": ("TIFF", ".tif"),
+    "jxl": ("JXL", ".jxl"),
 }
 _WRITABLE = {
     ".jpg": "JPEG",
@@ -60,6 +61,7 @@ _WRITABLE = {
     ".avif": "AVIF",
     ".heic": "HEIF",
     ".heif": "HEIF",
+    ".jxl": "JXL",
 }
 #: Suffix of the hidden temporary file an output is written to before its rename.
 TEMP_SUFFIX = ".upscaler.tmp"
@@ -129,11 +131,10 @@ def decode(path: Path, max_pixels: int | None = None, factor: int | OutputSize =
     multi-page files are refused. A multi-picture JPEG (MPO: a photo plus depth maps, gain maps,
     a stereo pair or previews) is its primary image: the secondary images are not read.
     """
-    if path.suffix.lower() in _HEIF_SUFFIXES:
-        _register_heif()
+    _register_plugin(path.suffix)
     try:
         with Image.open(path) as im:
-            turned = im.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8)
+            turned = im.format != "TIFF" and im.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8)
             _check_header(im, max_pixels, _as_size(factor), turned)
             meta = _metadata(im)
             fmt = im.format or "?"
@@ -143,6 +144,8 @@ def decode(path: Path, max_pixels: int | None = None, factor: int | OutputSize =
                 pixels, meta = _cmyk_to_srgb(im, meta)
             else:
                 pixels = pil_to_pixels(im)
+            if fmt == "JXL" and meta.xmp is None:  # the plugin does not read it: its box
+                meta = replace(meta, xmp=_jxl_box(path, b"xml "))
     except ImageError:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
@@ -150,12 +153,51 @@ def decode(path: Path, max_pixels: int | None = None, factor: int | OutputSize =
     return Decoded(pixels, fmt, meta, turned)
 
 
-#: The EXIF tag of how an image is shown (1 as stored; 5 to 8 turned a quarter).
+#: The EXIF tag of how an image is shown (1 as stored; 5 to 8 turned a quarter). TIFF inputs
+#: are read upright by Pillow (the tag is dropped): never turned.
 _ORIENTATION = 0x0112
 
 
 def _as_size(factor: int | OutputSize) -> OutputSize:
     return factor if isinstance(factor, OutputSize) else OutputSize(factor=factor)
+
+
+def _register_plugin(suffix: str) -> None:
+    """The optional Pillow plugin a suffix needs: pillow-heif, pillow-jxl-plugin."""
+    if suffix.lower() in _HEIF_SUFFIXES:
+        _register_heif()
+    elif suffix.lower() == ".jxl":
+        _register_jxl()
+
+
+@cache
+def _register_jxl() -> None:
+    """JPEG XL through the optional pillow-jxl-plugin (`pip install upscaler[jxl]`)."""
+    try:
+        import pillow_jxl  # noqa: F401  (registers the JXL format with Pillow)
+    except ImportError as exc:
+        raise ImageError("JPEG XL files need `pip install upscaler[jxl]`") from exc
+
+
+def _jxl_box(path: Path, kind: bytes) -> bytes | None:
+    """The payload of the first uncompressed `kind` box of a JPEG XL container, or None
+    (a bare codestream has no boxes). ISO BMFF boxes: 32-bit size (1: 64-bit size follows,
+    0: to the end), 4-byte type."""
+    with open(path, "rb") as fh:
+        data = fh.read()
+    pos = 0
+    while pos + 8 <= len(data):
+        size, box = struct.unpack(">I4s", data[pos : pos + 8])
+        head = 8
+        if size == 1:
+            size, head = struct.unpack(">Q", data[pos + 8 : pos + 16])[0], 16
+        end = len(data) if size == 0 else pos + size
+        if box == kind:
+            return data[pos + head : end]
+        if size < head:
+            return None  # not a box structure (a bare codestream)
+        pos = end
+    return None
 
 
 @cache
@@ -273,8 +315,7 @@ def encode(
     same time (`upscaler batch` holds a folder lock and gives each output one job).
     """
     fmt = _WRITABLE.get(dst.suffix.lower())
-    if dst.suffix.lower() in _HEIF_SUFFIXES:
-        _register_heif()
+    _register_plugin(dst.suffix)
     if fmt is None:
         raise ImageError(f"cannot write {dst.suffix!r} files")
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -314,7 +355,22 @@ def _write(
             pixels = to_uint8(pixels)
         pixels = pixels_to_pil(pixels)
     im = _flatten_alpha(pixels) if fmt in ("JPEG", "BMP") else pixels
+    if fmt == "JXL" and meta.icc_profile:
+        im = _to_srgb(im, meta.icc_profile)
     im.save(fh, format=fmt, **_save_options(fmt, meta, quality))
+
+
+def _to_srgb(im: Image.Image, icc: bytes) -> Image.Image:
+    """Colour pixels converted from their ICC profile to sRGB: the JPEG XL plugin cannot
+    embed a profile (its files say sRGB), so the colours are carried instead."""
+    if im.mode not in ("RGB", "RGBA"):
+        return im
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        srgb = ImageCms.createProfile("sRGB")
+        return ImageCms.profileToProfile(im, source, srgb, outputMode=im.mode) or im
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return im  # a profile littleCMS cannot read: the pixels as they are
 
 
 def pixels_to_pil(pixels: NDArray[Any]) -> Image.Image:
@@ -336,13 +392,15 @@ def _save_options(fmt: str, meta: Metadata, quality: int) -> dict[str, object]:
     opts: dict[str, object] = {}
     if meta.icc_profile and fmt in ("JPEG", "PNG", "WEBP", "TIFF", "AVIF", "HEIF"):
         opts["icc_profile"] = meta.icc_profile
-    if meta.exif and fmt in ("JPEG", "PNG", "WEBP", "TIFF", "AVIF", "HEIF"):
+    if meta.exif and fmt in ("JPEG", "PNG", "WEBP", "TIFF", "AVIF", "HEIF", "JXL"):
         opts["exif"] = meta.exif
     if meta.dpi and fmt in ("JPEG", "PNG", "TIFF", "BMP"):
         opts["dpi"] = meta.dpi
-    if fmt in ("JPEG", "WEBP", "AVIF", "HEIF"):
+    if fmt in ("JPEG", "WEBP", "AVIF", "HEIF", "JXL"):
         opts["quality"] = quality
-    if meta.xmp and fmt in ("JPEG", "WEBP"):
+    if fmt == "JXL" and quality >= 100:  # libjxl has no lossy quality 100: lossless is that
+        opts["lossless"] = True
+    if meta.xmp and fmt in ("JPEG", "WEBP", "JXL"):
         opts["xmp"] = meta.xmp
     if fmt == "PNG":
         opts["compress_level"] = 1
