@@ -58,7 +58,8 @@ HOSTILE = {
     "dangling.png": "dangling symbolic link",
     "bomb.png": "100000x100000 pixels: the 300000x300000 output would exceed --max-pixels 12,000,000",
     "big.png": "1200x1200 pixels: the 3600x3600 output would exceed --max-pixels 12,000,000",
-    "animated.gif": "3 frames (animation or multi-page file): only still images are upscaled",
+    "long.gif": "5 frames: more than --max-frames 4",
+    "animated.gif": None,
     "tiny.png": None,
     "ça va 東京.png": None,
     "x.jpg/inside.png": None,
@@ -79,8 +80,9 @@ def hostile(tmp_path: Path) -> Path:
     os.symlink("nowhere.png", root / "dangling.png")
     (root / "bomb.png").write_bytes(_png_header_only(100_000, 100_000))
     photo(1200, 1200).save(root / "big.png")  # fine alone, too big with --max-pixels below
-    frames = [photo(20, 20, seed=i) for i in range(3)]
-    frames[0].save(root / "animated.gif", save_all=True, append_images=frames[1:])
+    frames = [photo(20, 20, seed=i) for i in range(5)]
+    frames[0].save(root / "animated.gif", save_all=True, append_images=frames[1:3])
+    frames[0].save(root / "long.gif", save_all=True, append_images=frames[1:])
     photo(1, 1).save(root / "tiny.png")
     photo(30, 20).save(root / "ça va 東京.png")
     photo(30, 20).save(root / "x.jpg" / "inside.png")
@@ -103,7 +105,8 @@ def test_hostile_inputs_fail_alone_with_clear_messages(hostile: Path, tmp_path: 
     before = _digests(hostile)
     out = tmp_path / "out"
     result = subprocess.run(
-        [*upscaler_command(), "batch", str(hostile), "-o", str(out), "--max-pixels", "12000000"],
+        [*upscaler_command(), "batch", str(hostile), "-o", str(out), "--max-pixels", "12000000"]
+        + ["--max-frames", "4"],
         capture_output=True,
         text=True,
         preexec_fn=_limit_memory,
@@ -122,7 +125,7 @@ def test_hostile_inputs_fail_alone_with_clear_messages(hostile: Path, tmp_path: 
     with Image.open(out / "tiny.png") as im:
         assert im.size == (3, 3)
     assert _digests(hostile) == before  # inputs never modified, not even touched
-    assert "3 done, 0 skipped, 10 failed" in result.stderr
+    assert "4 done, 0 skipped, 10 failed" in result.stderr
 
 
 def test_unreadable_file_is_reported(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from . import __version__
 from ._backend import BackendOptions
-from ._defaults import DEFAULT_ENGINE
+from ._defaults import DEFAULT_ENGINE, DEFAULT_MAX_FRAMES
 from ._engines import (
     Engine,
     EngineError,
@@ -110,6 +110,7 @@ class BatchRequest:
     height: int | None = None
     fit: tuple[int, int] | None = None
     shrink: bool = False
+    max_frames: int = DEFAULT_MAX_FRAMES
 
     def output_size(self) -> OutputSize:
         """How large each output is made (ValueError for sizes that do not go together)."""
@@ -144,6 +145,7 @@ class BatchRequest:
             reference=self.reference,
             rgb_psnr=self.rgb_psnr,
             max_pixels=self.max_pixels,
+            max_frames=self.max_frames,
             size=None if self.output_size().factor else self.output_size(),
         )
 

@@ -12,10 +12,16 @@ from typing import Any, NoReturn
 import click
 
 from . import __version__
-from ._defaults import DEFAULT_ENGINE, DEFAULT_MAX_PIXELS, DEFAULT_QUALITY, ENGINES
+from ._defaults import (
+    DEFAULT_ENGINE,
+    DEFAULT_MAX_FRAMES,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_QUALITY,
+    ENGINES,
+)
 from ._precision import PRECISIONS, default_backend
 
-FORMAT_CHOICES = ["same", "png", "jpg", "webp", "tiff", "jxl"]
+FORMAT_CHOICES = ["same", "png", "jpg", "webp", "tiff", "jxl", "gif"]
 
 
 class Location(click.ParamType):  # type: ignore[type-arg]
@@ -253,6 +259,14 @@ def cli() -> None:
     default=DEFAULT_MAX_PIXELS,
     show_default=True,
     help="Refuse images whose output would have more pixels (checked before decoding).",
+)
+@click.option(
+    "--max-frames",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_FRAMES,
+    show_default=True,
+    help="Refuse animations and multi-page files with more frames (all of an animation's "
+    "output frames are held in memory while it is written).",
 )
 @click.option(
     "--lock-timeout",

@@ -14,9 +14,10 @@ import io
 import os
 import struct
 import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from functools import cache
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
 import cv2
@@ -26,12 +27,17 @@ from PIL import Image, ImageCms, PngImagePlugin, TiffImagePlugin, UnidentifiedIm
 
 from ._color import to_uint8
 from ._errors import ImageError
+from ._frames import Animation, frame_count, quantise, write_frames
 from ._png import write_png
 from ._size import OutputSize, network_passes
 
 __all__ = [
     "FORMATS",
     "READABLE_SUFFIXES",
+    "SEQUENCE_SUFFIXES",
+    "count_frames",
+    "image_metadata",
+    "encode_frames",
     "Decoded",
     "Metadata",
     "decode",
@@ -49,6 +55,7 @@ FORMATS = {
     "webp": ("WEBP", ".webp"),
     "tiff": ("TIFF", ".tif"),
     "jxl": ("JXL", ".jxl"),
+    "gif": ("GIF", ".gif"),
 }
 _WRITABLE = {
     ".jpg": "JPEG",
@@ -62,12 +69,15 @@ _WRITABLE = {
     ".heic": "HEIF",
     ".heif": "HEIF",
     ".jxl": "JXL",
+    ".gif": "GIF",
 }
 #: Suffix of the hidden temporary file an output is written to before its rename.
 TEMP_SUFFIX = ".upscaler.tmp"
 _PNG_XMP = "XML:com.adobe.xmp"  # the iTXt keyword that holds XMP in PNG files
 _HEIF_SUFFIXES = frozenset([".heic", ".heif"])
-READABLE_SUFFIXES = frozenset([*_WRITABLE, ".gif"])
+READABLE_SUFFIXES = frozenset(_WRITABLE)
+#: Suffixes of files that may hold several frames (animations, multi-page TIFF).
+SEQUENCE_SUFFIXES = frozenset([".gif", ".png", ".webp", ".tif", ".tiff"])
 # Size limits are ours (decode's max_pixels), checked from the header before decoding.
 Image.MAX_IMAGE_PIXELS = None
 
@@ -134,9 +144,9 @@ def decode(path: Path, max_pixels: int | None = None, factor: int | OutputSize =
     _register_plugin(path.suffix)
     try:
         with Image.open(path) as im:
-            turned = im.format != "TIFF" and im.getexif().get(_ORIENTATION, 1) in (5, 6, 7, 8)
+            turned = _turned(im)
             _check_header(im, max_pixels, _as_size(factor), turned)
-            meta = _metadata(im)
+            meta = image_metadata(im)
             fmt = im.format or "?"
             if _is_16bit_colour(im, path):
                 pixels = _read_16bit_colour(path)
@@ -156,6 +166,20 @@ def decode(path: Path, max_pixels: int | None = None, factor: int | OutputSize =
 #: The EXIF tag of how an image is shown (1 as stored; 5 to 8 turned a quarter). TIFF inputs
 #: are read upright by Pillow (the tag is dropped): never turned.
 _ORIENTATION = 0x0112
+
+
+def _turned(im: Image.Image) -> bool:
+    """Shown turned a quarter, from the EXIF already read with the header (`getexif` would
+    decode a whole PNG to look for it: a decompression bomb's pixels too)."""
+    raw = im.info.get("exif")
+    if im.format == "TIFF" or not isinstance(raw, bytes):
+        return False
+    exif = Image.Exif()
+    try:
+        exif.load(raw)
+    except (OSError, ValueError, SyntaxError, struct.error):
+        return False
+    return exif.get(_ORIENTATION, 1) in (5, 6, 7, 8)
 
 
 def _as_size(factor: int | OutputSize) -> OutputSize:
@@ -233,11 +257,8 @@ def _check_header(im: Image.Image, max_pixels: int | None, size: OutputSize, tur
         raise ImageError(
             f"{w}x{h} pixels: the {out[0]}x{out[1]} output would exceed --max-pixels {max_pixels:,}"
         )
-    frames = getattr(im, "n_frames", 1)
-    if frames > 1 and im.format != "MPO":  # MPO: a JPEG photo plus secondary images
-        raise ImageError(
-            f"{frames} frames (animation or multi-page file): only still images are upscaled"
-        )
+    if frame_count(im) > 1:  # MPO (a JPEG photo plus secondary images) counts as one
+        raise ImageError(f"{frame_count(im)} frames: read it with `_frames`, not as a still")
 
 
 def _reason(exc: Exception) -> str:
@@ -283,7 +304,8 @@ def _read_16bit_colour(path: Path) -> NDArray[np.uint16]:
     return np.asarray(cv2.cvtColor(arr, code), dtype=np.uint16)
 
 
-def _metadata(im: Image.Image) -> Metadata:
+def image_metadata(im: Image.Image) -> Metadata:
+    """What an opened image carries that outputs keep (ICC, EXIF, DPI, text, XMP)."""
     dpi = im.info.get("dpi")
     text = {
         k: v for k, v in getattr(im, "text", {}).items() if isinstance(v, str) and k != _PNG_XMP
@@ -298,11 +320,28 @@ def _metadata(im: Image.Image) -> Metadata:
     )
 
 
-def output_suffix(src: Path, fmt: str) -> str:
-    """The output file suffix for `src` under --format `fmt` ("same" keeps it if writable)."""
-    if fmt == "same":
-        return src.suffix if src.suffix.lower() in _WRITABLE else ".png"
-    return FORMATS[fmt][1]
+def output_suffix(src: Path | str, fmt: str) -> str:
+    """The output file suffix for `src` under --format `fmt` ("same" keeps it if writable;
+    a still GIF becomes PNG, which keeps every colour; an animated one, or one named by a
+    URL, stays GIF)."""
+    suffix = PurePosixPath(str(src)).suffix
+    if fmt != "same":
+        return FORMATS[fmt][1]
+    if suffix.lower() == ".gif" and isinstance(src, Path) and count_frames(src) == 1:
+        return ".png"
+    return suffix if suffix.lower() in _WRITABLE else ".png"
+
+
+def count_frames(path: Path) -> int:
+    """Frames or pages of the image file at `path` (1 for a still image, or when the header
+    cannot be read: decoding will say why)."""
+    if path.suffix.lower() not in SEQUENCE_SUFFIXES:
+        return 1
+    try:
+        with Image.open(path) as im:
+            return frame_count(im)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return 1
 
 
 def encode(
@@ -318,14 +357,34 @@ def encode(
     _register_plugin(dst.suffix)
     if fmt is None:
         raise ImageError(f"cannot write {dst.suffix!r} files")
+    _atomically(dst, lambda fh: _write(pixels, fh, fmt, metadata, quality))
+
+
+def encode_frames(
+    frames: Iterator[Image.Image],
+    dst: Path,
+    animation: Animation,
+    metadata: Metadata,
+    quality: int = 95,
+) -> None:
+    """Write the frames of an animation or multi-page file to `dst` as `encode` writes a
+    still image: atomically, the format from the suffix, metadata where it fits."""
+    fmt = _WRITABLE.get(dst.suffix.lower(), dst.suffix)
+    options = _save_options(fmt, metadata, quality)
+    _atomically(dst, lambda fh: write_frames(frames, fh, fmt, animation, options))
+
+
+def _atomically(dst: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Run `write` on a new hidden temporary file beside `dst`, then rename it to `dst`."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}{TEMP_SUFFIX}")
     tmp.unlink(missing_ok=True)
     # Created afresh with the umask's permissions; never through a planted symbolic link.
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    # Readable too: Pillow's multi-page TIFF writer reads back what it wrote.
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            _write(pixels, fh, fmt, metadata, quality)
+        with os.fdopen(fd, "w+b") as fh:
+            write(fh)
         os.replace(tmp, dst)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -357,6 +416,8 @@ def _write(
     im = _flatten_alpha(pixels) if fmt in ("JPEG", "BMP") else pixels
     if fmt == "JXL" and meta.icc_profile:
         im = _to_srgb(im, meta.icc_profile)
+    if fmt == "GIF":
+        im = quantise(im)
     im.save(fh, format=fmt, **_save_options(fmt, meta, quality))
 
 

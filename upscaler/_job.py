@@ -16,7 +16,7 @@ import os
 import posixpath
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -28,9 +28,18 @@ from PIL import Image
 from . import _storage as storage
 from ._backend import BackendOptions
 from ._canvas import Canvas, new_canvas
-from ._codec import decode, encode
-from ._defaults import DEFAULT_MAX_PIXELS, DEFAULT_QUALITY
+from ._codec import (
+    count_frames,
+    decode,
+    encode,
+    encode_frames,
+    image_metadata,
+    pil_to_pixels,
+    pixels_to_pil,
+)
+from ._defaults import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, DEFAULT_QUALITY
 from ._errors import ImageError, UpscalerError
+from ._frames import Animation, describe, read_frames
 from ._metrics import consistency_psnr, score
 from ._plan import Job, find_reference
 from ._redact import redact
@@ -80,6 +89,8 @@ class Settings:
     max_pixels: int = DEFAULT_MAX_PIXELS
     #: --scale, --width, --height or --fit (None: `factor` times the input).
     size: OutputSize | None = None
+    #: Animations and multi-page files with more frames are refused (--max-frames).
+    max_frames: int = DEFAULT_MAX_FRAMES
 
     def output_size(self) -> OutputSize:
         """How large each output is made."""
@@ -101,6 +112,8 @@ class Record:
     output_size: tuple[int, int] | None = None
     #: Output width over input width (the --factor, or what --scale/--width/... gave).
     scale: float | None = None
+    #: Frames (or pages) of an animation or multi-page file; None for a still image.
+    frames: int | None = None
     #: Y-PSNR of the output shrunk back to the input's size, against the input (dB).
     consistency_psnr: float | None = None
     #: The consistency PSNR is under the run's floor (`_report.flag_suspects`): look at it.
@@ -203,6 +216,8 @@ def _process_image(
     the run knows it, when `job` is a staged copy)."""
     assert isinstance(job.src, Path) and isinstance(job.dst, Path)
     base = Record.of(job, settings, "skipped")
+    if count_frames(job.src) > 1:
+        return _process_frames(job, settings, on_tiles, base, named)
     started = time.perf_counter()
     try:
         image = decode(job.src, settings.max_pixels, settings.output_size())
@@ -231,10 +246,90 @@ def _process_image(
     )
 
 
+def _process_frames(
+    job: Job, settings: Settings, on_tiles: TileCallback | None, base: Record, named: str | None
+) -> Record:
+    """`_process_image` for an animation or a multi-page file, one frame at a time; its
+    consistency PSNR is the lowest of its frames' (one broken frame is enough to look)."""
+    assert isinstance(job.src, Path) and isinstance(job.dst, Path)
+    started, seen = time.perf_counter(), _Seen()
+    try:
+        with Image.open(job.src) as im:
+            animation = describe(im)
+            if animation.count > settings.max_frames:
+                raise ImageError(
+                    f"{animation.count} frames: more than --max-frames {settings.max_frames}"
+                )
+            size = _frame_size(im.size, settings)
+            frames = _upscaled_frames(im, animation, settings, on_tiles, seen, named or job.dst)
+            meta = image_metadata(im).resized(im.size, size)
+            encode_frames(frames, job.dst, animation, meta, settings.quality)
+    except Exception as exc:
+        full = str(job.dst.parent) if is_disk_full(exc) else None
+        error, seconds = _message(exc), time.perf_counter() - started
+        return replace(base, status="failed", error=error, seconds=seconds, disk_full=full)
+    return replace(
+        base,
+        status="done",
+        seconds=time.perf_counter() - started,
+        input_size=seen.sizes[0],
+        output_size=seen.sizes[1],
+        scale=round(seen.sizes[1][0] / seen.sizes[0][0], 4),
+        frames=animation.count,
+        consistency_psnr=_round(min(seen.scores)),
+    )
+
+
+@dataclass
+class _Seen:
+    """What the frames of an animation left behind: sizes of the first, each one's score."""
+
+    sizes: list[tuple[int, int]] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)
+
+
+def _frame_size(size: tuple[int, int], settings: Settings) -> tuple[int, int]:
+    """The output size of a frame, checked as a still image's header is."""
+    out = settings.output_size().size_for(*size)
+    try:
+        network_passes(size, out)
+    except ValueError as exc:
+        raise ImageError(f"{size[0]}x{size[1]} pixels to {out[0]}x{out[1]}: {exc}") from exc
+    if out[0] * out[1] > settings.max_pixels:
+        raise ImageError(
+            f"{size[0]}x{size[1]} pixels a frame: the {out[0]}x{out[1]} frames would exceed "
+            f"--max-pixels {settings.max_pixels:,}"
+        )
+    return out
+
+
+def _upscaled_frames(
+    im: Image.Image,
+    animation: Animation,
+    settings: Settings,
+    on_tiles: TileCallback | None,
+    seen: _Seen,
+    dst: str | Path,
+) -> Iterator[Image.Image]:
+    """Each frame of `im` upscaled, one at a time, its score and the first one's sizes and
+    thumbnails noted in `seen`."""
+    for frame in read_frames(im, animation):
+        pixels = pil_to_pixels(frame)
+        size = _frame_size(frame.size, settings)
+        output = np.asarray(_resized(pixels, size, None, settings, on_tiles))
+        seen.scores.append(consistency_psnr(output, pixels))
+        if not seen.sizes:
+            seen.sizes = [frame.size, size]
+            if settings.thumbnails is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    write_thumbnails(output, pixels, settings.thumbnails, str(dst))
+        yield pixels_to_pil(output)
+
+
 def _resized(
     pixels: NDArray[Any],
     size: tuple[int, int],
-    dst: Path,
+    dst: Path | None,
     settings: Settings,
     on_tiles: TileCallback | None,
 ) -> NDArray[Any] | Image.Image:
