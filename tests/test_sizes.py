@@ -64,6 +64,13 @@ def test_width_height_and_fit_keep_the_aspect_ratio(photos: Path, tmp_path: Path
                 assert max(w, h) == 600 and abs(w / h - iw / ih) < 0.01
 
 
+def test_width_1000_gives_exactly_1000(photos: Path, tmp_path: Path) -> None:
+    landscape = sorted(photos.glob("*.png"))[0]  # 160x107
+    ran = run_cli("batch", landscape, "-o", tmp_path / "o", "--width", 1000, "-q")
+    assert ran.returncode == 0, ran.stderr
+    assert Image.open(tmp_path / "o" / landscape.name).size == (1000, 669)  # 668.75 rounds up
+
+
 def test_images_already_larger_keep_their_size_unless_shrink(photos: Path, tmp_path: Path) -> None:
     kept = run_cli("batch", photos, "-o", tmp_path / "kept", "--width", 100, "--backend", "bicubic")
     assert kept.returncode == 0, kept.stderr

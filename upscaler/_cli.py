@@ -96,8 +96,8 @@ _ENGINE_OPTIONS = [
     click.option(
         "--scheduler",
         metavar="ADDRESS",
-        help="With --engine dask: join the cluster of this scheduler, e.g. tcp://HOST:8786 "
-        "[default: start a local cluster].",
+        help="With --engine dask: join the cluster of this scheduler, e.g. tls://HOST:8786 "
+        "with --tls-ca/--tls-cert/--tls-key [default: start a local cluster].",
     ),
     click.option(
         "--workers",
@@ -161,7 +161,9 @@ def cli() -> None:
     help="Any scale from 1 to 8 (e.g. 1.5, 2.5, 6) instead of --factor: the network at the "
     "factor that serves it, then an antialiased resize to the exact size.",
 )
-@click.option("--width", type=click.IntRange(min=1), help="Output width; height in proportion.")
+@click.option(
+    "--width", type=click.IntRange(min=1), help="Output width (as shown); height in proportion."
+)
 @click.option("--height", type=click.IntRange(min=1), help="Output height; width in proportion.")
 @click.option(
     "--fit",
@@ -221,7 +223,7 @@ def cli() -> None:
     type=click.IntRange(1, 100),
     default=DEFAULT_QUALITY,
     show_default=True,
-    help="JPEG/WebP quality.",
+    help="JPEG/WebP/JPEG XL quality (JPEG XL: 100 is lossless).",
 )
 @click.option(
     "--reference",
