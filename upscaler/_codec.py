@@ -35,6 +35,7 @@ __all__ = [
     "FORMATS",
     "READABLE_SUFFIXES",
     "SEQUENCE_SUFFIXES",
+    "SeveralFrames",
     "count_frames",
     "image_metadata",
     "encode_frames",
@@ -163,6 +164,10 @@ def decode(path: Path, max_pixels: int | None = None, factor: int | OutputSize =
     return Decoded(pixels, fmt, meta, turned)
 
 
+class SeveralFrames(ImageError):
+    """`decode` found an animation or a multi-page file: `_frames` reads those."""
+
+
 #: The EXIF tag of how an image is shown (1 as stored; 5 to 8 turned a quarter). TIFF inputs
 #: are read upright by Pillow (the tag is dropped): never turned.
 _ORIENTATION = 0x0112
@@ -247,6 +252,8 @@ def _cmyk_to_srgb(im: Image.Image, meta: Metadata) -> tuple[NDArray[Any], Metada
 
 
 def _check_header(im: Image.Image, max_pixels: int | None, size: OutputSize, turned: bool) -> None:
+    if frame_count(im) > 1:  # MPO (a JPEG photo plus secondary images) counts as one
+        raise SeveralFrames(f"{frame_count(im)} frames: an animation or multi-page file")
     w, h = im.size
     out = size.stored_size_for(w, h, turned)
     try:
@@ -257,8 +264,6 @@ def _check_header(im: Image.Image, max_pixels: int | None, size: OutputSize, tur
         raise ImageError(
             f"{w}x{h} pixels: the {out[0]}x{out[1]} output would exceed --max-pixels {max_pixels:,}"
         )
-    if frame_count(im) > 1:  # MPO (a JPEG photo plus secondary images) counts as one
-        raise ImageError(f"{frame_count(im)} frames: read it with `_frames`, not as a still")
 
 
 def _reason(exc: Exception) -> str:

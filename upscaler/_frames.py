@@ -2,15 +2,16 @@
 
 Frames are read one at a time as a viewer shows them (Pillow composites each animation frame
 over the ones before it) and upscaled one at a time; Pillow's GIF writer takes them the same
-way, its PNG, WebP and TIFF writers want them all first. Durations, the loop count, each GIF frame's disposal
-and transparency are kept. GIF output is quantised to 255 colours (and a transparent one) per
-frame: of two palettes, the one closer to the frame: a median-cut palette of the frame shrunk 4
-times, refined by k-means (4 rounds), or the plain median cut of the whole frame (what Pillow
-itself does); pixels mapped to the nearest colour, without dithering. Never worse than
-Pillow's default on a frame (0.01 dB: one colour fewer), up to 1.7 dB better on upscaled
-photos, at 1.3 to 1.9 times its cost (docs/reference.md#animations-and-multi-page-files).
-Pillow's writers keep their own copy of every frame until the file is written (GIF: one byte
-per pixel; PNG, WebP and TIFF: the full frame), so `--max-frames` bounds an animation's memory.
+way, its PNG, WebP and TIFF writers want them all first. Durations, the loop count, each GIF
+frame's disposal and transparency are kept. GIF output is quantised to 255 colours (and a
+transparent one) per frame: of two palettes, the one closer to the frame: a median-cut
+palette of the frame shrunk 4 times, refined by k-means (4 rounds), or the plain median cut
+of the whole frame (what Pillow itself does); pixels mapped to the nearest colour, without
+dithering. Never worse than Pillow's default on a frame (0.01 dB: one colour fewer), up to
+1.7 dB better on upscaled photos, at 1.3 to 1.9 times its cost
+(docs/reference.md#animations-and-multi-page-files). Pillow's writers keep their own copy of
+every frame until the file is written (GIF: one byte per pixel; PNG, WebP and TIFF: the full
+frame), so `--max-frames` bounds an animation's memory.
 """
 
 from __future__ import annotations

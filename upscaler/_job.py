@@ -29,7 +29,7 @@ from . import _storage as storage
 from ._backend import BackendOptions
 from ._canvas import Canvas, new_canvas
 from ._codec import (
-    count_frames,
+    SeveralFrames,
     decode,
     encode,
     encode_frames,
@@ -216,11 +216,12 @@ def _process_image(
     the run knows it, when `job` is a staged copy)."""
     assert isinstance(job.src, Path) and isinstance(job.dst, Path)
     base = Record.of(job, settings, "skipped")
-    if count_frames(job.src) > 1:
-        return _process_frames(job, settings, on_tiles, base, named)
     started = time.perf_counter()
     try:
-        image = decode(job.src, settings.max_pixels, settings.output_size())
+        try:
+            image = decode(job.src, settings.max_pixels, settings.output_size())
+        except SeveralFrames:
+            return _process_frames(job, settings, on_tiles, base, named)
         size = settings.output_size().stored_size_for(*image.size, image.turned)
         output = _resized(image.pixels, size, job.dst, settings, on_tiles)
         encode(output, job.dst, image.metadata.resized(image.size, size), settings.quality)
