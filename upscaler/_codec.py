@@ -29,7 +29,7 @@ from ._color import to_uint8
 from ._errors import ImageError
 from ._frames import Animation, frame_count, quantise, write_frames
 from ._png import write_png
-from ._size import OutputSize, network_passes
+from ._size import OutputSize, checked_size
 
 __all__ = [
     "FORMATS",
@@ -254,16 +254,7 @@ def _cmyk_to_srgb(im: Image.Image, meta: Metadata) -> tuple[NDArray[Any], Metada
 def _check_header(im: Image.Image, max_pixels: int | None, size: OutputSize, turned: bool) -> None:
     if frame_count(im) > 1:  # MPO (a JPEG photo plus secondary images) counts as one
         raise SeveralFrames(f"{frame_count(im)} frames: an animation or multi-page file")
-    w, h = im.size
-    out = size.stored_size_for(w, h, turned)
-    try:
-        network_passes((w, h), out)
-    except ValueError as exc:
-        raise ImageError(f"{w}x{h} pixels to {out[0]}x{out[1]}: {exc}") from exc
-    if max_pixels is not None and out[0] * out[1] > max_pixels:
-        raise ImageError(
-            f"{w}x{h} pixels: the {out[0]}x{out[1]} output would exceed --max-pixels {max_pixels:,}"
-        )
+    checked_size(size, im.size, max_pixels, turned)
 
 
 def _reason(exc: Exception) -> str:

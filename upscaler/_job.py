@@ -45,7 +45,7 @@ from ._plan import Job, find_reference
 from ._redact import redact
 from ._registry import load_backend
 from ._resize import resize_pixels
-from ._size import OutputSize, network_passes
+from ._size import OutputSize, checked_size, network_passes
 from ._thumbs import write_thumbnails
 from ._upscale import upscale_into
 
@@ -290,18 +290,7 @@ class _Seen:
 
 
 def _frame_size(size: tuple[int, int], settings: Settings) -> tuple[int, int]:
-    """The output size of a frame, checked as a still image's header is."""
-    out = settings.output_size().size_for(*size)
-    try:
-        network_passes(size, out)
-    except ValueError as exc:
-        raise ImageError(f"{size[0]}x{size[1]} pixels to {out[0]}x{out[1]}: {exc}") from exc
-    if out[0] * out[1] > settings.max_pixels:
-        raise ImageError(
-            f"{size[0]}x{size[1]} pixels a frame: the {out[0]}x{out[1]} frames would exceed "
-            f"--max-pixels {settings.max_pixels:,}"
-        )
-    return out
+    return checked_size(settings.output_size(), size, settings.max_pixels)
 
 
 def _upscaled_frames(

@@ -13,7 +13,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-__all__ = ["MAX_SCALE", "OutputSize", "network_passes"]
+from ._errors import ImageError
+
+__all__ = ["MAX_SCALE", "OutputSize", "checked_size", "network_passes"]
 
 #: The largest scale served (two passes of the network, x2 then x4).
 MAX_SCALE = 8.0
@@ -100,6 +102,25 @@ def network_passes(size: tuple[int, int], out: tuple[int, int]) -> tuple[int, ..
     if ratio <= MAX_SCALE + _EPS:
         return (2, 4)
     raise ValueError(f"needs x{ratio:.3g}, more than the x{MAX_SCALE:g} served")
+
+
+def checked_size(
+    rule: OutputSize, size: tuple[int, int], max_pixels: int | None, turned: bool = False
+) -> tuple[int, int]:
+    """The output size `rule` gives an input (or frame) of `size`, as stored; ImageError when
+    no network passes serve it or it has more than `max_pixels` pixels (checked from the
+    header, before any pixel is decoded)."""
+    w, h = size
+    out = rule.stored_size_for(w, h, turned)
+    try:
+        network_passes(size, out)
+    except ValueError as exc:
+        raise ImageError(f"{w}x{h} pixels to {out[0]}x{out[1]}: {exc}") from exc
+    if max_pixels is not None and out[0] * out[1] > max_pixels:
+        raise ImageError(
+            f"{w}x{h} pixels: the {out[0]}x{out[1]} output would exceed --max-pixels {max_pixels:,}"
+        )
+    return out
 
 
 def _rounded(value: float) -> int:
