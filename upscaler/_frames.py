@@ -66,8 +66,10 @@ def read_frames(im: Image.Image, animation: Animation) -> Iterator[Image.Image]:
         im.load()  # WebP knows a frame's duration once it is decoded
         animation.durations.append(int(im.info.get("duration", 0) or 0))
         animation.disposals.append(int(getattr(im, "disposal_method", 0) or 0))
-        frame = im.convert("RGBA" if _has_alpha(im) else "RGB") if im.mode in ("P", "PA") else im
-        yield frame.copy()
+        # a new image either way: the next seek changes `im`
+        yield (
+            im.convert("RGBA" if _has_alpha(im) else "RGB") if im.mode in ("P", "PA") else im.copy()
+        )
 
 
 def describe(im: Image.Image) -> Animation:
