@@ -23,6 +23,8 @@ __all__ = ["Tls", "client_security", "connect_problem", "plain_tcp_warning", "tl
 
 #: Where the guide explains the TLS deployment.
 GUIDE = "docs/dask.md#mutual-tls"
+#: `Security` attributes of a client's files.
+_ATTRS = {"ca": "tls_ca_file", "cert": "tls_client_cert", "key": "tls_client_key"}
 #: Dask configuration keys of a client's files, with the names errors give them.
 _CONFIG_KEYS = {
     "ca": "distributed.comm.tls.ca-file",
@@ -89,9 +91,6 @@ def client_security(scheduler: str, tls: Tls | None) -> Any:
         tls_client_key=files["key"],
         require_encryption=True,
     )
-
-
-_ATTRS = {"ca": "tls_ca_file", "cert": "tls_client_cert", "key": "tls_client_key"}
 
 
 def _check_files(files: dict[str, str], labels: dict[str, str]) -> None:
