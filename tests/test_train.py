@@ -251,3 +251,23 @@ def test_best_keeper_restores_an_earlier_better_epoch(tmp_path: Path) -> None:
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), good, strict=True))
     keeper.clean_up()
     assert not out.with_name("m.keras.best").exists()
+
+
+def test_rescale_augmentation_adds_smaller_copies_of_the_training_photos(photos: Path) -> None:
+    from upscaler._train import list_images, load_pairs
+
+    paths = list_images([photos])
+    plain_train, plain_val = load_pairs(paths, TrainConfig(factor=2, val_images=1))
+    train, val = load_pairs(paths, TrainConfig(factor=2, val_images=1, rescales=(1.0, 0.5)))
+    assert len(plain_train) == 4 and len(train) == 8 and len(val) == len(plain_val) == 1
+    for full, half in zip(train[::2], train[1::2], strict=True):
+        h, w = full.lr.shape
+        assert abs(half.lr.shape[0] - h / 2) <= 1 and abs(half.lr.shape[1] - w / 2) <= 1
+    assert all(np.array_equal(a.lr, b.lr) for a, b in zip(plain_train, train[::2], strict=True))
+
+
+def test_rescale_option_is_recorded(photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "m.keras"
+    done = run_cli(*_args(photos, out, steps=10), "--rescale", 0.7, "--no-export")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(out.with_suffix(".json").read_text())["config"]["rescales"] == [1.0, 0.7]

@@ -489,6 +489,14 @@ def backends() -> None:
     "not the last one's.",
 )
 @click.option(
+    "--rescale",
+    "rescales",
+    type=click.FloatRange(0.2, 1.0),
+    multiple=True,
+    help="Also train on each photo resized by this scale (antialiased bicubic) before the "
+    "pairs are made; repeat for several (e.g. --rescale 0.8 --rescale 0.6). Default: as is.",
+)
+@click.option(
     "--export/--no-export",
     default=True,
     show_default=True,
@@ -510,8 +518,13 @@ def train(
     from ._train import TrainConfig
     from ._train import train as run_training
 
+    rescales = options.pop("rescales") or ()
     try:
-        cfg = TrainConfig(factor=int(factor), **options)  # type: ignore[arg-type]
+        cfg = TrainConfig(
+            factor=int(factor),
+            rescales=(1.0, *sorted(set(rescales) - {1.0}, reverse=True)),  # type: ignore[arg-type]
+            **options,  # type: ignore[arg-type]
+        )
         facts = run_training(data_dirs, out, cfg, export=export)
     except ValueError as exc:  # bad settings or too few usable photos
         raise click.UsageError(str(exc)) from exc

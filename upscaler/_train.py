@@ -47,6 +47,8 @@ class TrainConfig:
     val_dir: str | None = None
     #: Write the epoch with the best whole-image validation PSNR instead of the last one.
     keep_best: bool = False
+    #: Each training photo also at these scales (rescale augmentation); 1.0: as it is.
+    rescales: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
         if self.factor not in (2, 3, 4):
@@ -66,10 +68,14 @@ def list_images(dirs: Sequence[Path]) -> list[Path]:
     return [p for d in dirs for p in image_files(Path(d))]
 
 
-def make_pair(path: Path, factor: int) -> Pair:
-    """Load one photo as (LR luma, HR luma), HR cropped to a multiple of `factor`."""
+def make_pair(path: Path, factor: int, scale: float = 1.0) -> Pair:
+    """Load one photo as (LR luma, HR luma), HR cropped to a multiple of `factor`; with
+    `scale`, the photo is first resized by it (antialiased bicubic): a rescale augmentation."""
     with Image.open(path) as im:
         rgb = im.convert("RGB")
+    if scale != 1.0:
+        size = (max(1, round(rgb.width * scale)), max(1, round(rgb.height * scale)))
+        rgb = rgb.resize(size, Image.Resampling.BICUBIC)
     w, h = (rgb.width // factor) * factor, (rgb.height // factor) * factor
     hr = rgb.crop((0, 0, w, h))
     lr = hr.resize((w // factor, h // factor), Image.Resampling.BICUBIC)
@@ -115,21 +121,26 @@ def validation_set(pairs: Sequence[Pair], factor: int, size: int = 64) -> tuple[
 
 def load_pairs(paths: Sequence[Path], cfg: TrainConfig) -> tuple[list[Pair], list[Pair]]:
     """(training pairs, validation pairs): the photos of `cfg.val_dir` if given (any that
-    are also among `paths` are not trained on), else a seeded pick of `cfg.val_images`."""
+    are also among `paths` are not trained on), else a seeded pick of `cfg.val_images`.
+    Training photos give a pair at each of `cfg.rescales`; validation photos are whole."""
+    train_paths, val_paths = _split(paths, cfg)
+    val = _usable([make_pair(p, cfg.factor) for p in val_paths], cfg)
+    train = _usable([make_pair(p, cfg.factor, s) for p in train_paths for s in cfg.rescales], cfg)
+    if not val or not train:
+        raise ValueError("need usable photos for training and for validation")
+    return train, val
+
+
+def _split(paths: Sequence[Path], cfg: TrainConfig) -> tuple[list[Path], list[Path]]:
+    """(training photos, validation photos)."""
     if cfg.val_dir is not None:
         held = list_images([Path(cfg.val_dir)])
-        val = _usable([make_pair(p, cfg.factor) for p in held], cfg)
         names = {p.resolve() for p in held}
-        train = _usable([make_pair(p, cfg.factor) for p in paths if p.resolve() not in names], cfg)
-        if not val or not train:
-            raise ValueError(f"need usable photos in {cfg.val_dir} and in the training folders")
-        return train, val
-    pairs = _usable([make_pair(p, cfg.factor) for p in paths], cfg)
-    if len(pairs) <= cfg.val_images:
-        raise ValueError(f"need more than {cfg.val_images} usable photos, found {len(pairs)}")
-    order = np.random.default_rng(cfg.seed).permutation(len(pairs))
-    val = [pairs[i] for i in order[: cfg.val_images]]
-    return [pairs[i] for i in order[cfg.val_images :]], val
+        return [p for p in paths if p.resolve() not in names], held
+    if len(paths) <= cfg.val_images:
+        raise ValueError(f"need more than {cfg.val_images} photos, found {len(paths)}")
+    order = np.random.default_rng(cfg.seed).permutation(len(paths))
+    return [paths[i] for i in order[cfg.val_images :]], [paths[i] for i in order[: cfg.val_images]]
 
 
 def _usable(pairs: list[Pair], cfg: TrainConfig) -> list[Pair]:
