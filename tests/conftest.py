@@ -41,6 +41,19 @@ def run_cli(
     )
 
 
+def run_cli_without(module: str, *args: object) -> subprocess.CompletedProcess[str]:
+    """The command line as `run_cli` runs it, in a Python where `module` cannot be imported
+    (as if its extra were not installed)."""
+    code = (
+        f"import sys\nsys.modules[{module!r}] = None  # as if not installed\n"
+        "from upscaler._cli import cli\n"
+        f"cli.main({[str(a) for a in args]!r})\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
+
+
 def install_plugin(
     site: Path, module: str, source: str, backends: dict[str, str]
 ) -> dict[str, str]:

@@ -18,7 +18,7 @@ import psutil
 import pytest
 from PIL import Image
 
-from conftest import install_plugin, photo, run_cli, shrunk_bsds, upscaler_command
+from conftest import install_plugin, photo, run_cli, run_cli_without, shrunk_bsds, upscaler_command
 
 pytest.importorskip("distributed")
 
@@ -360,12 +360,7 @@ def test_engine_options_that_do_not_go_together(
 
 def test_engine_dask_without_the_extra_is_a_usage_error(tmp_path: Path) -> None:
     photo(8, 8).save(tmp_path / "a.png")
-    code = (
-        "import sys\nsys.modules['distributed'] = None  # as if not installed\n"
-        "from upscaler._cli import cli\n"
-        f"cli.main(['batch', {str(tmp_path / 'a.png')!r}, '--engine', 'dask'])\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    result = run_cli_without("distributed", "batch", tmp_path / "a.png", "--engine", "dask")
     assert result.returncode == 2
     assert "needs `pip install upscaler[dask]` (distributed not installed)" in result.stderr
     assert not tmp_path.with_name(f"{tmp_path.name}-x3").exists()

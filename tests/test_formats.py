@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
@@ -13,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from conftest import SAMPLES, photo, run_cli
+from conftest import SAMPLES, photo, run_cli, run_cli_without
 from upscaler._codec import decode
 
 XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/></x:xmpmeta>'
@@ -129,11 +127,7 @@ def test_jpeg_xl_round_trip_with_its_metadata(tmp_path: Path) -> None:
 def test_jpeg_xl_output_carries_the_colours_of_another_profile(tmp_path: Path) -> None:
     """An Adobe RGB photo written as JPEG XL is converted to sRGB (no profile can go in)."""
     pytest.importorskip("pillow_jxl", reason="needs the jxl extra")
-    a98 = CMYK_PROFILE.with_name("a98.icc")
-    if not a98.is_file():
-        if os.environ.get("CI"):
-            pytest.fail("CI must install libgs-common (see .ci/run)")
-        pytest.skip("no Adobe RGB ICC profile here (apt-get install libgs-common)")
+    a98 = _ghostscript_profile("a98.icc")
     with Image.open(SAMPLES / "coffee.png") as im:
         rgb = im.convert("RGB").resize((90, 60), Image.Resampling.BICUBIC)
     (tmp_path / "in").mkdir()
@@ -154,12 +148,7 @@ def test_jpeg_xl_output_carries_the_colours_of_another_profile(tmp_path: Path) -
 def test_jpeg_xl_without_the_extra_is_a_reason(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.jxl").write_bytes(b"\xff\x0a not really")
-    code = (
-        "import sys\nsys.modules['pillow_jxl'] = None  # as if not installed\n"
-        "from upscaler._cli import main\nsys.argv = ['upscaler', 'batch', "
-        f"{str(tmp_path / 'in')!r}, '-o', {str(tmp_path / 'o')!r}]\nmain()\n"
-    )
-    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    ran = run_cli_without("pillow_jxl", "batch", tmp_path / "in", "-o", tmp_path / "o")
     assert ran.returncode == 1
     assert "a.jxl: JPEG XL files need `pip install upscaler[jxl]`" in ran.stderr
 
@@ -218,11 +207,18 @@ def test_metadata_is_carried_over(tmp_path: Path, fmt: str) -> None:
 CMYK_PROFILE = Path("/usr/share/color/icc/ghostscript/default_cmyk.icc")  # Debian's libgs-common
 
 
-def test_cmyk_jpeg_is_converted_through_its_icc_profile(tmp_path: Path) -> None:
-    if not CMYK_PROFILE.is_file():
+def _ghostscript_profile(name: str) -> Path:
+    """An ICC profile of Debian's libgs-common: skipped without it, failed under CI."""
+    path = CMYK_PROFILE.with_name(name)
+    if not path.is_file():
         if os.environ.get("CI"):
             pytest.fail("CI must install libgs-common (see .ci/run)")
-        pytest.skip("no CMYK ICC profile here (apt-get install libgs-common)")
+        pytest.skip(f"no {name} ICC profile here (apt-get install libgs-common)")
+    return path
+
+
+def test_cmyk_jpeg_is_converted_through_its_icc_profile(tmp_path: Path) -> None:
+    _ghostscript_profile(CMYK_PROFILE.name)
     with Image.open(SAMPLES / "coffee.png") as im:
         rgb = im.convert("RGB").resize((120, 80), Image.Resampling.BICUBIC)
     srgb = ImageCms.createProfile("sRGB")

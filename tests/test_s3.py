@@ -7,8 +7,6 @@ import json
 import os
 import re
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from conftest import photo, run_cli, shrunk_bsds
+from conftest import photo, run_cli, run_cli_without, shrunk_bsds
 
 pytest.importorskip("s3fs")
 moto_server = pytest.importorskip("moto.server")
@@ -174,12 +172,7 @@ def test_unreachable_storage_is_a_reason_not_a_traceback(endpoint: dict[str, str
 
 
 def test_s3_url_without_the_s3_extra_is_a_usage_error(tmp_path: Path) -> None:
-    code = (
-        "import sys\nsys.modules['s3fs'] = None  # as if not installed\n"
-        "from upscaler._cli import cli\n"
-        f"cli.main(['batch', 's3://bucket/in', '-o', {str(tmp_path / 'o')!r}])\n"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    result = run_cli_without("s3fs", "batch", "s3://bucket/in", "-o", tmp_path / "o")
     assert result.returncode == 2, result.stderr
     assert "s3:// URLs need `pip install upscaler[s3]`" in result.stderr
 
