@@ -8,7 +8,7 @@ transparent one) per frame: of two palettes, the one closer to the frame: a medi
 palette of the frame shrunk 4 times, refined by k-means (4 rounds), or the plain median cut
 of the whole frame (what Pillow itself does); pixels mapped to the nearest colour, without
 dithering. Never worse than Pillow's default on a frame (0.01 dB: one colour fewer), up to
-1.7 dB better on upscaled photos, at 1.3 to 1.9 times its cost
+1.7 dB better on upscaled photos, at 1.3 to 2 times its cost
 (docs/reference.md#animations-and-multi-page-files). Pillow's writers keep their own copy of
 every frame until the file is written (GIF: one byte per pixel; PNG, WebP and TIFF: the full
 frame), so `--max-frames` bounds an animation's memory.
