@@ -88,6 +88,18 @@ def test_model_is_the_article_architecture() -> None:
     np.testing.assert_array_equal(np.asarray(model(x)), nearest)
 
 
+@pytest.mark.parametrize("factor", [2, 3, 4])
+def test_shipped_onnx_models_cost_what_the_architecture_costs(factor: int) -> None:
+    """Multiply-adds per input pixel from the ONNX graph's Conv weights (issue 16): retrained
+    weights must keep 64x5x5, 32x3x3, 32x3x3 and factor^2 x 3x3, nothing more."""
+    onnx = pytest.importorskip("onnx")
+    graph = onnx.load(str(shipped_weights(factor, "onnx"))).graph
+    dims = {t.name: tuple(t.dims) for t in graph.initializer}
+    convs = [dims[n.input[1]] for n in graph.node if n.op_type == "Conv"]
+    assert convs == [(64, 1, 5, 5), (32, 64, 3, 3), (32, 32, 3, 3), (factor**2, 32, 3, 3)]
+    assert sum(int(np.prod(c)) for c in convs) == {2: 30_400, 3: 31_840, 4: 33_856}[factor]
+
+
 def test_precision_is_forced_or_refused_clearly(tmp_path: Path) -> None:
     lr = SET5 / "image_SRF_3" / "img_001_SRF_3_LR.png"
     refused = run_cli("batch", lr, "-o", tmp_path / "a", "--backend", "onnx", "--precision", "bf16")
