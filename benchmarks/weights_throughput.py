@@ -44,7 +44,9 @@ def _time(backend: object, pixels: np.ndarray) -> float:
     return time.perf_counter() - start
 
 
-def compare(backend: str, factor: int, models: list[Path], pixels: np.ndarray, rounds: int):
+def compare(
+    backend: str, factor: int, models: list[Path], pixels: np.ndarray, rounds: int
+) -> tuple[list[float], float]:
     """Per-model median seconds and the median NEW/OLD ratio of each round."""
     loaded = [load_backend(backend, factor, BackendOptions(weights=m)) for m in models]
     for b in loaded:
@@ -54,7 +56,7 @@ def compare(backend: str, factor: int, models: list[Path], pixels: np.ndarray, r
         order = (0, 1) if r % 2 == 0 else (1, 0)
         for i in order:
             times[i].append(_time(loaded[i], pixels))
-    ratios = [new / old for old, new in zip(*times)]
+    ratios = [new / old for old, new in zip(*times, strict=True)]
     return [statistics.median(t) for t in times], statistics.median(ratios)
 
 
@@ -80,7 +82,9 @@ def main() -> None:
         print(f"{name}: {model} {macs_per_input_pixel(model):,} multiply-adds per input pixel")
     for backend in args.backends:
         (old, new), ratio = compare(backend, args.factor, [args.old, args.new], pixels, args.rounds)
-        print(f"{backend}: old {old:.4f} s, new {new:.4f} s, new/old {ratio:.3f} ({args.rounds} rounds)")
+        print(
+            f"{backend}: old {old:.4f} s, new {new:.4f} s, new/old {ratio:.3f} ({args.rounds} rounds)"
+        )
 
 
 if __name__ == "__main__":
