@@ -223,6 +223,24 @@ def test_compare_set5_report_and_page(
     assert shot.stat().st_size > 20_000
 
 
+def test_compare_keeps_the_crops_of_images_that_share_a_stem(tmp_path: Path) -> None:
+    hr = tmp_path / "hr"
+    (hr / "d").mkdir(parents=True)
+    names = ["a.png", "a.jpg", "d/e.png", "d_e.png"]
+    for seed, name in enumerate(names):
+        photo(64, 64, seed=seed).save(hr / name)
+    out = tmp_path / "cmp"
+    result = run_cli("compare", hr, "--factor", 2, "--backend", "bicubic", "-o", out)
+    assert result.returncode == 0, result.stderr
+    images = json.loads((out / "report.json").read_text())["images"]
+    truths = {i["name"]: out / i["crops"]["ground truth"] for i in images}
+    assert sorted(truths) == sorted(names) and len(set(truths.values())) == len(names)
+    crops = {name: decode(path).pixels for name, path in truths.items()}
+    for name in names:  # each crop is from its own image (the photos differ by seed)
+        others = [crops[n] for n in names if n != name]
+        assert all(not np.array_equal(crops[name], other) for other in others), name
+
+
 #: File names that are not URLs as they stand: a fragment, a percent escape, a query, spaces,
 #: non-ASCII and an HTML special character.
 AWKWARD_NAMES = ["a#1.png", "b%41.png", "c?x.png", "d e.png", "a?b%20c#1.png", "é&ü.png"]

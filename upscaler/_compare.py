@@ -117,10 +117,11 @@ def compare(
             )
             outputs[name], result.seconds[name] = _run(staged, settings, where, Path(tmp) / name)
         (out / "crops").mkdir(parents=True, exist_ok=True)
+        stems: set[str] = set()
         for i, (pair, job) in enumerate(zip(pairs, staged, strict=True)):
             hr = decode(Path(tmp) / "hr" / job.rel).pixels
             upscaled = {b: decode(Path(outputs[b][i].dst)).pixels for b in backends}
-            stem = PurePosixPath(pair.name).with_suffix("").as_posix().replace("/", "_")
+            stem = _crop_stem(pair.name, stems)
             result.images.append(
                 {
                     "name": pair.name,
@@ -252,6 +253,18 @@ def _detail_box(outputs: dict[str, NDArray[Any]]) -> tuple[int, int, int]:
     windows = sums[side:, side:] - sums[:-side, side:] - sums[side:, :-side] + sums[:-side, :-side]
     top, left = np.unravel_index(int(np.argmax(windows)), windows.shape)
     return int(top), int(left), side
+
+
+def _crop_stem(name: str, taken: set[str]) -> str:
+    """The file stem for an image's crops, unique in the run (a.png and a.jpg, d/e.png and
+    d_e.png would otherwise share one)."""
+    base = PurePosixPath(name).with_suffix("").as_posix().replace("/", "_")
+    stem, n = base, 1
+    while stem in taken:
+        n += 1
+        stem = f"{base}-{n}"
+    taken.add(stem)
+    return stem
 
 
 def _save_crops(
