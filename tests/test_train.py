@@ -257,8 +257,9 @@ def test_rescale_augmentation_adds_smaller_copies_of_the_training_photos(photos:
     from upscaler._train import list_images, load_pairs
 
     paths = list_images([photos])
-    plain_train, plain_val = load_pairs(paths, TrainConfig(factor=2, val_images=1))
-    train, val = load_pairs(paths, TrainConfig(factor=2, val_images=1, rescales=(1.0, 0.5)))
+    plain_train, plain_val = load_pairs(paths, TrainConfig(factor=4, val_images=1))
+    train, val = load_pairs(paths, TrainConfig(factor=4, val_images=1, rescales=(1.0, 0.5)))
+    # at x4 a half-size BSDS500 photo is about 60x40 low-resolution pixels: patches fit
     assert len(plain_train) == 4 and len(train) == 8 and len(val) == len(plain_val) == 1
     for full, half in zip(train[::2], train[1::2], strict=True):
         h, w = full.lr.shape
@@ -270,4 +271,7 @@ def test_rescale_option_is_recorded(photos: Path, tmp_path: Path) -> None:
     out = tmp_path / "m.keras"
     done = run_cli(*_args(photos, out, steps=10), "--rescale", 0.7, "--no-export")
     assert done.returncode == 0, done.stderr
-    assert json.loads(out.with_suffix(".json").read_text())["config"]["rescales"] == [1.0, 0.7]
+    facts = json.loads(out.with_suffix(".json").read_text())
+    assert facts["config"]["rescales"] == [1.0, 0.7]
+    trained_on = facts["photos"] - facts["validation_photos"]
+    assert facts["training_pairs"] == 2 * trained_on > 0

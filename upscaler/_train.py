@@ -124,8 +124,9 @@ def load_pairs(paths: Sequence[Path], cfg: TrainConfig) -> tuple[list[Pair], lis
     are also among `paths` are not trained on), else a seeded pick of `cfg.val_images`.
     Training photos give a pair at each of `cfg.rescales`; validation photos are whole."""
     train_paths, val_paths = _split(paths, cfg)
-    val = _usable([make_pair(p, cfg.factor) for p in val_paths], cfg)
-    train = _usable([make_pair(p, cfg.factor, s) for p in train_paths for s in cfg.rescales], cfg)
+    val = _usable([make_pair(p, cfg.factor) for p in val_paths], max(cfg.patch, 64))
+    pairs = [make_pair(p, cfg.factor, s) for p in train_paths for s in cfg.rescales]
+    train = _usable(pairs, cfg.patch)
     if not val or not train:
         raise ValueError("need usable photos for training and for validation")
     return train, val
@@ -143,8 +144,10 @@ def _split(paths: Sequence[Path], cfg: TrainConfig) -> tuple[list[Path], list[Pa
     return [paths[i] for i in order[cfg.val_images :]], [paths[i] for i in order[: cfg.val_images]]
 
 
-def _usable(pairs: list[Pair], cfg: TrainConfig) -> list[Pair]:
-    return [p for p in pairs if min(p.lr.shape) >= max(cfg.patch, 64)]
+def _usable(pairs: list[Pair], side: int) -> list[Pair]:
+    """Pairs whose low-resolution side is at least `side`: a patch for training, the 64x64
+    centre crop for validation."""
+    return [p for p in pairs if min(p.lr.shape) >= side]
 
 
 def whole_image_psnr(model: Any, pairs: Sequence[Pair], factor: int) -> float:
@@ -196,6 +199,8 @@ def train(
     facts = {
         "config": asdict(cfg),
         "photos": len(paths),
+        "training_pairs": len(train_pairs),  # one per training photo and rescale
+        "validation_photos": len(val_pairs),
         "resumed_from_epoch": resumed_from,
         "train_seconds": round(seconds, 1),  # of this invocation only
         "keras_backend": keras.backend.backend(),
