@@ -4,9 +4,10 @@
 
 Retrained weights must cost what the old ones cost (issue 16: within 2%). Both models are
 loaded once per backend (onnx fp32 and openvino, the default where bfloat16 is native) and
-upscale the same photo (examples/astronaut.png, or --image) through `upscale_pixels` in alternating order,
-ABAB... then BABA..., one warm-up each. Prints, per backend, each model's median seconds and
-NEW / OLD (1.00 = same; the median of the per-round ratios), the CPU and the threads used.
+upscale the same photo (examples/astronaut.png, or --image) through `upscale_pixels` on one
+thread (steadier on a shared machine; --threads 0: the backend's default), one warm-up each,
+then old-new in even rounds and new-old in odd ones. Prints, per backend, each model's median
+seconds and new/old (the median of the per-round ratios; 1.00 = same), the CPU and threads.
 Also prints each model's multiply-adds per input pixel, counted from the ONNX Conv weights.
 """
 
@@ -45,10 +46,11 @@ def _time(backend: object, pixels: np.ndarray) -> float:
 
 
 def compare(
-    backend: str, factor: int, models: list[Path], pixels: np.ndarray, rounds: int
+    backend: str, factor: int, models: list[Path], pixels: np.ndarray, rounds: int, threads: int
 ) -> tuple[list[float], float]:
     """Per-model median seconds and the median NEW/OLD ratio of each round."""
-    loaded = [load_backend(backend, factor, BackendOptions(weights=m)) for m in models]
+    options = [BackendOptions(weights=m, threads=threads or None) for m in models]
+    loaded = [load_backend(backend, factor, o) for o in options]
     for b in loaded:
         _time(b, pixels)
     times: list[list[float]] = [[], []]
@@ -75,13 +77,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--image", type=Path, default=ROOT / "examples" / "astronaut.png")
     parser.add_argument("--backends", nargs="+", default=["onnx", "openvino"])
+    parser.add_argument("--threads", type=int, default=1, help="0: the backend's default")
     args = parser.parse_args()
     pixels = decode(args.image).pixels
-    print(f"{_cpu()}; {args.image.name} {pixels.shape[1]}x{pixels.shape[0]}, x{args.factor}")
+    size = f"{pixels.shape[1]}x{pixels.shape[0]}"
+    print(f"{_cpu()}; {args.image.name} {size}, x{args.factor}, {args.threads or 'all'} threads")
     for name, model in (("old", args.old), ("new", args.new)):
         print(f"{name}: {model} {macs_per_input_pixel(model):,} multiply-adds per input pixel")
     for backend in args.backends:
-        (old, new), ratio = compare(backend, args.factor, [args.old, args.new], pixels, args.rounds)
+        models = [args.old, args.new]
+        (old, new), ratio = compare(backend, args.factor, models, pixels, args.rounds, args.threads)
         print(
             f"{backend}: old {old:.4f} s, new {new:.4f} s, new/old {ratio:.3f} ({args.rounds} rounds)"
         )

@@ -1,7 +1,8 @@
 """Write weights/manifest.json: sha256 of each shipped model and its Set5 PSNR.
 
 Usage: python scripts/build_manifest.py [SHARED_DIR [FACTS_DIR]]   (after training and export)
-FACTS_DIR holds the espcn_xN.json files that `upscaler train` wrote (default: weights/).
+FACTS_DIR holds the espcn_xN.json files that `upscaler train` wrote (default: weights/); their
+steps, learning rate, branch scale and best epoch are copied per model.
 The PSNR comes from the real engine with the onnx backend and the shared protocol; the
 manifest's "training" section is kept as it is.
 """
@@ -46,9 +47,17 @@ def entry(shared: Path, factor: int, facts_dir: Path) -> dict[str, object]:
     return {
         "factor": factor,
         **{kind: {"file": p.name, "sha256": digests[kind]} for kind, p in files.items()},
-        "steps": facts.get("config", {}).get("steps"),
+        **_recipe(facts),
         "set5_psnr_y": set5_psnr(shared, factor, files["onnx"]),
     }
+
+
+def _recipe(facts: dict[str, Any]) -> dict[str, object]:
+    """What differs between factors: steps, learning rate, branches, the epoch kept."""
+    config = facts.get("config", {})
+    keys = ("steps", "learning_rate", "branch_scale")
+    found = {k: config[k] for k in keys if config.get(k) is not None}
+    return found | {k: facts[k] for k in ("best_epoch", "best_val_whole_psnr") if k in facts}
 
 
 def main() -> None:
