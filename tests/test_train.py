@@ -187,6 +187,31 @@ def test_branches_merge_exactly_into_the_plain_network() -> None:
     assert np.abs(np.asarray(model(x)) - np.asarray(plain(x))).max() <= 1e-5
 
 
+def test_a_trained_multi_branch_model_merges_into_the_plain_one(photos: Path) -> None:
+    """Issue 16's check: a small multi-branch model trained for real (Adam, MSE, patches of
+    real photos, from the zero start of its branches) gives, merged into the plain network,
+    the same outputs on random input (max abs difference <= 1e-5)."""
+    from upscaler._model import build_espcn, plain_copy
+    from upscaler._train import _compile, list_images, load_pairs
+
+    cfg = TrainConfig(
+        factor=2, steps=30, steps_per_epoch=30, batch=16, val_images=1, branch_scale=1
+    )
+    pairs, _ = load_pairs(list_images([photos]), cfg)
+    model = build_espcn(2, branch_scale=1.0)
+    _compile(model, cfg)
+    start = [np.asarray(w).copy() for w in model.weights]
+    for step in range(cfg.steps):
+        model.train_on_batch(*sample_batch(pairs, cfg, step))
+    moved = [
+        not np.array_equal(a, np.asarray(b)) for a, b in zip(start, model.weights, strict=True)
+    ]
+    assert all(moved)  # every branch left its start, the zero-initialised ones too
+    x = np.random.default_rng(5).random((2, 21, 17, 1), dtype=np.float32)
+    plain = plain_copy(model, 2)
+    assert np.abs(np.asarray(model(x)) - np.asarray(plain(x))).max() <= 1e-5
+
+
 def test_branch_training_exports_the_plain_network(photos: Path, tmp_path: Path) -> None:
     """Trained with branches, the ONNX export has the shipped model's convolutions (same
     multiply-adds per pixel) and upscales through `upscaler batch`."""
