@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -147,12 +148,40 @@ def test_sizes_that_do_not_go_together(
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(("scale", "models"), [("1.5", [2]), ("2.5", [3]), ("5", [2, 3])])
+def test_a_scale_run_loads_only_the_models_it_uses(
+    tmp_path: Path, scale: str, models: list[int]
+) -> None:
+    """The up-front load (which checks the backend and learns its precision) takes the factor
+    the run will use, not --factor's default: no model is loaded for nothing."""
+    photo(40, 30).save(tmp_path / "a.png")
+    code = (
+        "import sys\n"
+        "from upscaler._cli import cli\n"
+        "from upscaler._registry import _load_backend\n"
+        "try:\n"
+        "    cli(sys.argv[1:])\n"
+        "except SystemExit as exc:\n"
+        "    print(exc.code, _load_backend.cache_info().currsize)\n"
+    )
+    args = ["batch", tmp_path / "a.png", "-o", tmp_path / "out", "--scale", scale, "-q"]
+    ran = subprocess.run(
+        [sys.executable, "-c", code, *map(str, args), "--backend", "onnx"],
+        capture_output=True,
+        text=True,
+    )
+    assert ran.stdout.split() == ["0", str(len(models))], ran.stderr
+    assert OutputSize(scale=float(scale)).first_factor() == models[0]
+
+
 def test_passes_and_sizes() -> None:
     assert network_passes((10, 10), (15, 15)) == (2,)
     assert network_passes((10, 10), (40, 40)) == (4,)
     assert network_passes((10, 10), (41, 41)) == (2, 3)
     assert network_passes((10, 10), (80, 80)) == (2, 4)
     assert network_passes((10, 10), (10, 10)) == () and network_passes((10, 10), (5, 5)) == ()
+    assert OutputSize(factor=4).first_factor() == 4 and OutputSize(scale=7).first_factor() == 2
+    assert OutputSize(scale=1).first_factor() is None and OutputSize(width=9).first_factor() is None
     assert OutputSize(fit=(3840, 2160)).size_for(1000, 1000) == (2160, 2160)
     assert OutputSize(fit=(3840, 2160)).size_for(4000, 1000) == (4000, 1000)
     assert OutputSize(fit=(3840, 2160), shrink=True).size_for(4000, 1000) == (3840, 960)

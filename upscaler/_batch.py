@@ -200,7 +200,8 @@ def run_batch(req: BatchRequest, progress: Progress) -> int:
             settings = replace(settings, thumbnails=thumbnails_folder(req.report.absolute()))
         precision = None
         if not req.dry_run and found.jobs:
-            backend = load_backend(settings.backend, settings.factor, settings.options)
+            factor = req.output_size().first_factor() or settings.factor  # the one it will use
+            backend = load_backend(settings.backend, factor, settings.options)
             precision = getattr(backend, "precision", None)
     except UpscalerError as exc:
         return _usage(progress, str(exc))

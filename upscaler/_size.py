@@ -63,6 +63,14 @@ class OutputSize:
         shown = self.size_for(height, width)
         return shown[1], shown[0]
 
+    def first_factor(self) -> int | None:
+        """The factor of the first network pass where the rule alone decides it (--factor,
+        --scale above 1); None where each input's size does (--width, --height, --fit)."""
+        if self.factor:
+            return self.factor
+        passes = _passes(self.scale) if self.scale else ()
+        return passes[0] if passes else None
+
     def size_for(self, width: int, height: int) -> tuple[int, int]:
         """The exact output (width, height) for an input shown as (width, height)."""
         if self.factor:
@@ -92,7 +100,10 @@ def network_passes(size: tuple[int, int], out: tuple[int, int]) -> tuple[int, ..
 
     Raises ValueError above MAX_SCALE.
     """
-    ratio = max(out[0] / size[0], out[1] / size[1])
+    return _passes(max(out[0] / size[0], out[1] / size[1]))
+
+
+def _passes(ratio: float) -> tuple[int, ...]:
     if ratio <= 1 + _EPS:
         return ()
     if ratio <= 4 + _EPS:
