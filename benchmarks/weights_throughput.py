@@ -1,6 +1,6 @@
 """Two sets of weights for one factor, same process, same backend: is one slower?
 
-    python benchmarks/weights_throughput.py OLD.onnx NEW.onnx --factor 3 [--rounds 15]
+    python benchmarks/weights_throughput.py OLD.onnx NEW.onnx --factor 3 [--rounds 41]
 
 Retrained weights must cost what the old ones cost (issue 16: within 2%). Both models are
 loaded once per backend (onnx fp32 and openvino, the default where bfloat16 is native) and
@@ -74,7 +74,7 @@ def main() -> None:
     parser.add_argument("old", type=Path)
     parser.add_argument("new", type=Path)
     parser.add_argument("--factor", type=int, required=True)
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=41)
     parser.add_argument("--image", type=Path, default=ROOT / "examples" / "astronaut.png")
     parser.add_argument("--backends", nargs="+", default=["onnx", "openvino"])
     parser.add_argument("--threads", type=int, default=1, help="0: the backend's default")
