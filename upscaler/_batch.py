@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from . import __version__
 from ._backend import BackendOptions
-from ._defaults import DEFAULT_ENGINE, DEFAULT_MAX_FRAMES
+from ._defaults import DEFAULT_ENGINE, DEFAULT_MAX_DECODE_PIXELS, DEFAULT_MAX_FRAMES
 from ._engines import (
     Engine,
     EngineError,
@@ -111,6 +111,7 @@ class BatchRequest:
     fit: tuple[int, int] | None = None
     shrink: bool = False
     max_frames: int = DEFAULT_MAX_FRAMES
+    max_decode_pixels: int = DEFAULT_MAX_DECODE_PIXELS
 
     def output_size(self) -> OutputSize:
         """How large each output is made (ValueError for sizes that do not go together)."""
@@ -146,6 +147,7 @@ class BatchRequest:
             rgb_psnr=self.rgb_psnr,
             max_pixels=self.max_pixels,
             max_frames=self.max_frames,
+            max_decode_pixels=self.max_decode_pixels,
             size=None if self.output_size().factor else self.output_size(),
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, NoReturn
@@ -14,6 +15,7 @@ import click
 from . import __version__
 from ._defaults import (
     DEFAULT_ENGINE,
+    DEFAULT_MAX_DECODE_PIXELS,
     DEFAULT_MAX_FRAMES,
     DEFAULT_MAX_PIXELS,
     DEFAULT_QUALITY,
@@ -263,6 +265,16 @@ def cli() -> None:
     help="Refuse images whose output would have more pixels (checked before decoding).",
 )
 @click.option(
+    "--max-decode-pixels",
+    type=click.IntRange(min=1),
+    default=DEFAULT_MAX_DECODE_PIXELS,
+    show_default=True,
+    help="Refuse inputs (and frames, pages) larger than this that must be decoded whole: "
+    "progressive JPEG, interlaced PNG, GIF, WebP, HEIF, AVIF, JPEG XL, BMP, animations, "
+    "multi-page TIFF (checked before decoding). Baseline JPEG, PNG and TIFF are decoded in "
+    "strips: no limit but --max-pixels.",
+)
+@click.option(
     "--max-frames",
     type=click.IntRange(min=1),
     default=DEFAULT_MAX_FRAMES,
@@ -498,6 +510,29 @@ def backends() -> None:
     "pairs are made; repeat for several (e.g. --rescale 0.8 --rescale 0.6). Default: as is.",
 )
 @click.option(
+    "--jpeg-quality",
+    type=str,
+    default=None,
+    metavar="LO-HI",
+    help="Train for JPEG inputs: each low-resolution photo is also saved as JPEG at "
+    "--jpeg-variants qualities drawn from LO-HI (e.g. 50-95), whole, as real files are, and "
+    "the validation photos likewise. Default: clean inputs.",
+)
+@click.option(
+    "--jpeg-variants",
+    type=click.IntRange(1, 16),
+    default=4,
+    show_default=True,
+    help="JPEG qualities per training photo with --jpeg-quality.",
+)
+@click.option(
+    "--init",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Start from this .keras model's weights (fine-tuning; with --branch-scale the added "
+    "branches start at zero), e.g. the shipped weights/espcn_x3.keras.",
+)
+@click.option(
     "--export/--no-export",
     default=True,
     show_default=True,
@@ -520,10 +555,12 @@ def train(
     from ._train import train as run_training
 
     rescales = options.pop("rescales") or ()
+    jpeg = options.pop("jpeg_quality")
     try:
         cfg = TrainConfig(
             factor=int(factor),
             rescales=(1.0, *sorted(set(rescales) - {1.0}, reverse=True)),  # type: ignore[arg-type]
+            jpeg_quality=None if jpeg is None else _quality_range(str(jpeg)),
             **options,  # type: ignore[arg-type]
         )
         facts = run_training(data_dirs, out, cfg, export=export)
@@ -534,6 +571,15 @@ def train(
     else:
         score = f"validation PSNR {facts['val_psnr']:.2f}"
     click.echo(f"wrote {out} ({score} dB, {facts['train_seconds']:.0f} s)")
+
+
+def _quality_range(text: str) -> tuple[int, int]:
+    """'LO-HI' (or one quality) as two ints; ValueError otherwise."""
+    match = re.fullmatch(r"([0-9]{1,3})(?:-([0-9]{1,3}))?", text.strip())
+    if not match:
+        raise ValueError(f"--jpeg-quality must be LO-HI (e.g. 50-95), not {text!r}")
+    lo = int(match.group(1))
+    return lo, int(match.group(2) or lo)
 
 
 @cli.command(short_help="Export a trained .keras model to ONNX (keras extra).")

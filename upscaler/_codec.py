@@ -28,7 +28,8 @@ from PIL import Image, ImageCms, PngImagePlugin, TiffImagePlugin, UnidentifiedIm
 from ._color import to_uint8
 from ._errors import ImageError
 from ._frames import Animation, frame_count, quantise, write_frames
-from ._png import write_png
+from ._png import write_png, write_png_bands
+from ._rows import Rows, collect, from_array
 from ._size import OutputSize, checked_size
 
 __all__ = [
@@ -39,9 +40,13 @@ __all__ = [
     "count_frames",
     "image_metadata",
     "encode_frames",
+    "encode_rows",
     "Decoded",
     "Metadata",
+    "Opened",
+    "check_decode_size",
     "decode",
+    "open_rows",
     "encode",
     "output_suffix",
     "probe_pixels",
@@ -133,11 +138,17 @@ class Decoded:
         return self.pixels.shape[1], self.pixels.shape[0]
 
 
-def decode(path: Path, max_pixels: int | None = None, factor: int | OutputSize = 1) -> Decoded:
-    """Read a still image file; ImageError says why not.
+def decode(
+    path: Path,
+    max_pixels: int | None = None,
+    factor: int | OutputSize = 1,
+    max_decode_pixels: int | None = None,
+) -> Decoded:
+    """Read a still image file whole; ImageError says why not.
 
     An image whose output at `factor` (or of that `OutputSize`) would have more than
-    `max_pixels` pixels, or that the size cannot serve, is refused
+    `max_pixels` pixels, or that the size cannot serve, or that has more than
+    `max_decode_pixels` pixels itself, is refused
     from its header, before any pixel is decoded (decompression bombs); animations and
     multi-page files are refused. A multi-picture JPEG (MPO: a photo plus depth maps, gain maps,
     a stereo pair or previews) is its primary image: the secondary images are not read.
@@ -147,21 +158,117 @@ def decode(path: Path, max_pixels: int | None = None, factor: int | OutputSize =
         with Image.open(path) as im:
             turned = _turned(im)
             _check_header(im, max_pixels, _as_size(factor), turned)
-            meta = image_metadata(im)
-            fmt = im.format or "?"
-            if _is_16bit_colour(im, path):
-                pixels = _read_16bit_colour(path)
-            elif im.mode == "CMYK" and meta.icc_profile:
-                pixels, meta = _cmyk_to_srgb(im, meta)
-            else:
-                pixels = pil_to_pixels(im)
-            if fmt == "JXL" and meta.xmp is None:  # the plugin does not read it: its box
-                meta = replace(meta, xmp=_jxl_box(path, b"xml "))
+            check_decode_size(im.size, max_decode_pixels, "")
+            return _decoded(im, path, turned)
     except ImageError:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         raise ImageError(_reason(exc)) from exc
+
+
+def _decoded(im: Image.Image, path: Path, turned: bool) -> Decoded:
+    """The pixels and metadata of an opened still image whose header was checked."""
+    meta = image_metadata(im)
+    fmt = im.format or "?"
+    if _is_16bit_colour(im, path):
+        pixels = _read_16bit_colour(path)
+    elif im.mode == "CMYK" and meta.icc_profile:
+        pixels, meta = _cmyk_to_srgb(im, meta)
+    else:
+        pixels = pil_to_pixels(im)
+    if fmt == "JXL" and meta.xmp is None:  # the plugin does not read it: its box
+        meta = replace(meta, xmp=_jxl_box(path, b"xml "))
     return Decoded(pixels, fmt, meta, turned)
+
+
+def check_decode_size(size: tuple[int, int], max_decode_pixels: int | None, what: str) -> None:
+    """ImageError when a picture decoded whole (`what`: why it is, e.g. "a GIF frame") would
+    have more than `max_decode_pixels` pixels (--max-decode-pixels); from its header."""
+    w, h = size
+    if max_decode_pixels is not None and w * h > max_decode_pixels:
+        kind = f" ({what} is decoded whole)" if what else ""
+        raise ImageError(
+            f"{w}x{h} pixels{kind}: more than --max-decode-pixels {max_decode_pixels:,}"
+        )
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A still image about to be read as a stream of rows."""
+
+    rows: Rows
+    format: str
+    metadata: Metadata
+    #: Shown turned a quarter (EXIF orientation 5 to 8).
+    turned: bool = False
+    #: Decoded in strips by libvips (else decoded whole, then cut into bands).
+    streamed: bool = False
+    #: The whole decoded pixels when not streamed (thumbnails and scores use them).
+    pixels: NDArray[Any] | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height) as stored."""
+        return self.rows.width, self.rows.height
+
+
+def open_rows(
+    path: Path,
+    max_pixels: int | None,
+    size: OutputSize,
+    max_decode_pixels: int | None,
+    stream_above: int,
+) -> Opened:
+    """A still image file as rows: baseline JPEG, non-interlaced PNG and plain TIFF of more
+    than `stream_above` pixels are decoded in strips by libvips; everything else is decoded
+    whole, refused above `max_decode_pixels`. Sizes are checked from the header first, as in
+    `decode`; SeveralFrames for an animation or a multi-page file."""
+    _register_plugin(path.suffix)
+    try:
+        with Image.open(path) as im:
+            turned = _turned(im)
+            _check_header(im, max_pixels, size, turned)
+            streams = im.width * im.height > stream_above and _streamable(im, path)
+            if not streams:
+                check_decode_size(im.size, max_decode_pixels, _whole_reason(im))
+                decoded = _decoded(im, path, turned)
+                rows = from_array(decoded.pixels)
+                return Opened(rows, decoded.format, decoded.metadata, turned, False, decoded.pixels)
+            meta, fmt = image_metadata(im), im.format or "?"
+    except ImageError:
+        raise
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        raise ImageError(_reason(exc)) from exc
+    from ._vips import read_rows
+
+    return Opened(read_rows(str(path)), fmt, meta, turned, True)
+
+
+def _streamable(im: Image.Image, path: Path) -> bool:
+    """Whether libvips decodes `im` in strips to the same pixels as `_decoded`: baseline JPEG
+    (grey or RGB), non-interlaced PNG and single-page TIFF without a palette or a transparent
+    colour, 8 or 16 bits."""
+    if "transparency" in im.info:
+        return False
+    if im.format in ("JPEG", "MPO"):
+        return im.mode in ("L", "RGB") and not im.info.get("progressive")
+    if im.format == "PNG":
+        plain = im.mode in ("L", "LA", "RGB", "RGBA", "I;16", "I;16B") or _is_16bit_colour(im, path)
+        return plain and not im.info.get("interlace") and frame_count(im) == 1
+    if im.format == "TIFF":
+        bits = im.tag_v2.get(258, (8,))  # type: ignore[attr-defined]
+        eight = all(b == 8 for b in bits) and im.mode in ("L", "LA", "RGB", "RGBA")
+        return (eight or im.mode in ("I;16", "I;16B")) and frame_count(im) == 1
+    return False
+
+
+def _whole_reason(im: Image.Image) -> str:
+    """Why an image is decoded whole, for the refusal above --max-decode-pixels."""
+    if im.format == "JPEG" and im.info.get("progressive"):
+        return "a progressive JPEG"
+    if im.format == "PNG" and im.info.get("interlace"):
+        return "an interlaced PNG"
+    return f"a {im.format or 'this'} image" if im.format not in ("JPEG", "PNG", "TIFF") else ""
 
 
 class SeveralFrames(ImageError):
@@ -354,6 +461,50 @@ def encode(
     if fmt is None:
         raise ImageError(f"cannot write {dst.suffix!r} files")
     _atomically(dst, lambda fh: _write(pixels, fh, fmt, metadata, quality))
+
+
+def encode_rows(
+    rows: Rows, dst: Path, metadata: Metadata, quality: int = 95, stream_above: int = 0
+) -> None:
+    """`encode` for an image that arrives as a stream of row bands: PNG always, and JPEG of
+    more than `stream_above` pixels, are written band by band (`_png`, `_vips`); other formats
+    and small JPEGs are collected whole and written by `encode`. Atomic either way."""
+    fmt = _WRITABLE.get(dst.suffix.lower())
+    _register_plugin(dst.suffix)
+    if fmt is None:
+        raise ImageError(f"cannot write {dst.suffix!r} files")
+    if fmt == "PNG":
+        chunks = _png_chunks(metadata)
+        _atomically(
+            dst,
+            lambda fh: write_png_bands(
+                rows.bands, rows.size, rows.channels, rows.dtype, fh, chunks
+            ),
+        )
+    elif fmt == "JPEG" and rows.width * rows.height > stream_above:
+        from ._vips import write_jpeg
+
+        options = _save_options(fmt, metadata, quality)
+        _atomically(dst, lambda fh: write_jpeg(_jpeg_ready(rows), fh, options))
+    else:
+        whole = collect(rows)
+        encode(whole[:, :, 0] if rows.channels == 1 else whole, dst, metadata, quality)
+
+
+def _jpeg_ready(rows: Rows) -> Rows:
+    """`rows` as JPEG takes them, band by band: 8 bits, alpha composited over white (with
+    Pillow, as `_flatten_alpha` does the whole image)."""
+    channels = 1 if rows.channels in (1, 2) else 3
+
+    def bands() -> Iterator[NDArray[Any]]:
+        for band in rows.bands:
+            band8 = to_uint8(band)
+            if rows.channels in (2, 4):
+                plane = pixels_to_pil(band8)
+                band8 = np.asarray(_flatten_alpha(plane)).reshape(*band.shape[:2], channels)
+            yield band8
+
+    return Rows(rows.width, rows.height, channels, np.dtype(np.uint8), bands())
 
 
 def encode_frames(

@@ -5,8 +5,12 @@ Kept free of heavy imports: the command line reads it to build its options.
 
 from __future__ import annotations
 
+import os
+
 __all__ = [
     "DEFAULT_ENGINE",
+    "DEFAULT_MAX_DECODE_PIXELS",
+    "STREAM_ABOVE_PIXELS",
     "DEFAULT_MAX_FRAMES",
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_QUALITY",
@@ -21,5 +25,13 @@ DEFAULT_MAX_PIXELS = 400_000_000
 #: Default --max-frames: longer animations and multi-page files are refused (an animation's
 #: output frames are all in memory while Pillow writes them).
 DEFAULT_MAX_FRAMES = 300
+#: Default --max-decode-pixels: the largest picture decoded whole (progressive JPEG, interlaced
+#: PNG, GIF, WebP, HEIF, JPEG XL, frames and pages...), about 7 bytes a pixel while decoded.
+DEFAULT_MAX_DECODE_PIXELS = 50_000_000
+#: Images of more pixels than this are decoded in strips where the format allows it, and
+#: JPEG outputs encoded in strips; smaller ones are decoded and encoded whole (faster to
+#: start, and never more than about 30 MB). UPSCALER_STREAM_ABOVE_PIXELS changes it: the
+#: tests stream small images with it.
+STREAM_ABOVE_PIXELS = int(os.environ.get("UPSCALER_STREAM_ABOVE_PIXELS", 1 << 22))
 #: JPEG/WebP quality.
 DEFAULT_QUALITY = 95

@@ -21,33 +21,39 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
 from . import _storage as storage
-from ._backend import BackendOptions
-from ._canvas import Canvas, new_canvas
+from ._backend import Backend, BackendOptions
 from ._codec import (
     SeveralFrames,
     decode,
-    encode,
     encode_frames,
+    encode_rows,
     image_metadata,
+    open_rows,
     pil_to_pixels,
     pixels_to_pil,
 )
-from ._defaults import DEFAULT_MAX_FRAMES, DEFAULT_MAX_PIXELS, DEFAULT_QUALITY
+from ._defaults import (
+    DEFAULT_MAX_DECODE_PIXELS,
+    DEFAULT_MAX_FRAMES,
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_QUALITY,
+    STREAM_ABOVE_PIXELS,
+)
 from ._errors import ImageError, UpscalerError
 from ._frames import Animation, describe, read_frames
-from ._metrics import consistency_psnr, score
+from ._memory import ensure_flat_heap
+from ._metrics import score
+from ._pipeline import Watch, output_rows
 from ._plan import Job, find_reference
 from ._redact import redact
 from ._registry import load_backend
-from ._resize import resize_pixels
-from ._size import OutputSize, checked_size, network_passes
+from ._rows import Window, collect, from_array
+from ._size import OutputSize, checked_size
 from ._thumbs import write_thumbnails
-from ._upscale import upscale_into
 
 __all__ = [
     "Record",
@@ -91,6 +97,8 @@ class Settings:
     size: OutputSize | None = None
     #: Animations and multi-page files with more frames are refused (--max-frames).
     max_frames: int = DEFAULT_MAX_FRAMES
+    #: Largest picture decoded whole (not in strips), in pixels (--max-decode-pixels).
+    max_decode_pixels: int = DEFAULT_MAX_DECODE_PIXELS
 
     def output_size(self) -> OutputSize:
         """How large each output is made."""
@@ -171,6 +179,7 @@ def run_job(job: Job, settings: Settings, on_tiles: TileCallback | None = None) 
 def process_job(job: Job, settings: Settings, on_tiles: TileCallback | None = None) -> Record:
     """Process one job that the run decided to do (`run_job` without the skip check: for an
     engine that made that decision elsewhere, as the Dask driver does)."""
+    ensure_flat_heap()
     if not job.remote:
         return _process_image(job, settings, on_tiles)
     try:
@@ -212,30 +221,46 @@ def _staged(job: Job, settings: Settings, tmp: Path, on_tiles: TileCallback | No
 def _process_image(
     job: Job, settings: Settings, on_tiles: TileCallback | None, named: str | None = None
 ) -> Record:
-    """Decode -> upscale -> encode -> score one local file (`named`: the output's location as
-    the run knows it, when `job` is a staged copy)."""
+    """Decode -> upscale -> encode -> score one local file, as a stream of row bands
+    (`named`: the output's location as the run knows it, when `job` is a staged copy)."""
     assert isinstance(job.src, Path) and isinstance(job.dst, Path)
     base = Record.of(job, settings, "skipped")
     started = time.perf_counter()
     try:
         try:
-            image = decode(job.src, settings.max_pixels, settings.output_size())
+            image = open_rows(
+                job.src,
+                settings.max_pixels,
+                settings.output_size(),
+                settings.max_decode_pixels,
+                STREAM_ABOVE_PIXELS,
+            )
         except SeveralFrames:
             return _process_frames(job, settings, on_tiles, base, named)
         size = settings.output_size().stored_size_for(*image.size, image.turned)
-        output = _resized(image.pixels, size, job.dst, settings, on_tiles)
-        encode(output, job.dst, image.metadata.resized(image.size, size), settings.quality)
+        window = Window(image.rows, readers=2)
+        out = output_rows(
+            window.reader(0), size, _backends(settings), settings.tile, settings.overlap, on_tiles
+        )
+        watch = Watch(
+            window.reader(1), out, settings.thumbnails is not None, settings.reference is not None
+        )
+        meta = image.metadata.resized(image.size, size)
+        encode_rows(watch.rows, job.dst, meta, settings.quality, STREAM_ABOVE_PIXELS)
     except Exception as exc:  # one image never stops the run by itself (a full disk does)
         seconds = time.perf_counter() - started
         full = str(job.dst.parent) if is_disk_full(exc) else None
         return replace(base, status="failed", error=_message(exc), seconds=seconds, disk_full=full)
+    scores: dict[str, Any] = {"consistency_psnr": _round(watch.consistency())}
     try:  # the output is written: a scoring problem is a note, not a failure
-        scores = _scores(image.pixels, output, job, settings)
+        if settings.reference is not None:
+            scores = _scores(watch.whole(), image.size, job, settings, scores)
     except Exception as exc:
         scores = {"error": f"scoring failed: {_message(exc)}"}
     if settings.thumbnails is not None:
         with contextlib.suppress(OSError, ValueError):  # pictures for the report: a nicety
-            write_thumbnails(output, image.pixels, settings.thumbnails, named or str(job.dst))
+            small_out, small_in = watch.thumbnails()
+            write_thumbnails(small_out, small_in, settings.thumbnails, named or str(job.dst))
     return replace(
         base,
         status="done",
@@ -245,6 +270,11 @@ def _process_image(
         scale=round(size[0] / image.size[0], 4),
         **scores,
     )
+
+
+def _backends(settings: Settings) -> Callable[[int], Backend]:
+    """The run's backend at each factor (loaded once per process, `_registry`'s cache)."""
+    return lambda factor: load_backend(settings.backend, factor, settings.options)
 
 
 def _process_frames(
@@ -306,8 +336,14 @@ def _upscaled_frames(
     for frame in read_frames(im, animation):
         pixels = pil_to_pixels(frame)
         size = _frame_size(frame.size, settings)
-        output = np.asarray(_resized(pixels, size, None, settings, on_tiles))
-        seen.scores.append(consistency_psnr(output, pixels))
+        window = Window(from_array(pixels), readers=2)
+        out = output_rows(
+            window.reader(0), size, _backends(settings), settings.tile, settings.overlap, on_tiles
+        )
+        watch = Watch(window.reader(1), out)
+        output = collect(watch.rows)
+        output = output[:, :, 0] if output.shape[2] == 1 else output
+        seen.scores.append(watch.consistency())
         if not seen.sizes:
             seen.sizes = [frame.size, size]
             if settings.thumbnails is not None:
@@ -316,59 +352,20 @@ def _upscaled_frames(
         yield pixels_to_pil(output)
 
 
-def _resized(
-    pixels: NDArray[Any],
-    size: tuple[int, int],
-    dst: Path | None,
-    settings: Settings,
-    on_tiles: TileCallback | None,
-) -> NDArray[Any] | Image.Image:
-    """The output of `size` (width, height): the network at each factor of
-    `network_passes`, then an antialiased bicubic resize to the exact size if still needed."""
-    passes = network_passes((pixels.shape[1], pixels.shape[0]), size)
-    for i, factor in enumerate(passes):
-        backend = load_backend(settings.backend, factor, settings.options)
-        last = i == len(passes) - 1 and _scaled(pixels, factor) == size
-        canvas = _canvas_for(pixels, factor, dst if last else None)
-        upscale_into(canvas, pixels, backend, settings.tile, settings.overlap, on_tiles)
-        if last:  # exact: the canvas is the output, as the encoder likes it best
-            return canvas.output()
-        pixels = np.asarray(canvas.output())
-    return pixels if _scaled(pixels, 1) == size else resize_pixels(pixels, size)
-
-
-def _scaled(pixels: NDArray[Any], factor: int) -> tuple[int, int]:
-    return pixels.shape[1] * factor, pixels.shape[0] * factor
-
-
-def _canvas_for(pixels: NDArray[Any], factor: int, dst: Path | None) -> Canvas:
-    """8-bit outputs are assembled in Pillow, which encodes them without another copy; PNG
-    outputs (and passes that are not the last) in numpy, which our PNG writer (and the
-    next step) reads without one."""
-    h, w = pixels.shape[:2]
-    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
-    pillow = dst is not None and dst.suffix.lower() != ".png"
-    return new_canvas(h * factor, w * factor, channels, pixels.dtype, pillow=pillow)
-
-
 def _scores(
-    source: NDArray[Any], out: NDArray[Any] | Image.Image, job: Job, settings: Settings
+    out: NDArray[Any], size: tuple[int, int], job: Job, settings: Settings, scores: dict[str, Any]
 ) -> dict[str, Any]:
-    """consistency_psnr always; psnr and ssim against the reference image when there is one.
-
-    A reference that cannot be used is noted in `error`; the image itself still counts as done.
-    """
-    scores: dict[str, Any] = {"consistency_psnr": _round(consistency_psnr(out, source))}
-    if settings.reference is None:
-        return scores
+    """`scores` with psnr and ssim of the whole output `out` (of an input of `size`) against
+    its reference image. A reference that cannot be used is noted in `error`; the image
+    itself still counts as done."""
+    assert settings.reference is not None
     ref_path = find_reference(settings.reference, job.rel)
     if ref_path is None:
         return {**scores, "error": f"no reference for {job.rel} in {settings.reference}"}
     try:
         ref = decode(ref_path).pixels
-        width = out.width if isinstance(out, Image.Image) else out.shape[1]
-        crop = math.ceil(width / source.shape[1] - 1e-9)  # the shared protocol: ceil(scale)
-        measured = score(np.asarray(out), ref, crop, settings.rgb_psnr)
+        crop = math.ceil(out.shape[1] / size[0] - 1e-9)  # the shared protocol: ceil(scale)
+        measured = score(out, ref, crop, settings.rgb_psnr)
     except (ImageError, ValueError) as exc:
         return {**scores, "reference": str(ref_path), "error": f"reference {ref_path}: {exc}"}
     return {**scores, "reference": str(ref_path), **measured}

@@ -19,7 +19,16 @@ from PIL import Image
 
 from ._color import to_uint8
 
-__all__ = ["BicubicShrink", "consistency_psnr", "psnr", "psnr_y", "score", "ssim_y", "y_channel"]
+__all__ = [
+    "BicubicShrink",
+    "consistency_psnr",
+    "psnr",
+    "psnr_y",
+    "score",
+    "ssim_y",
+    "y_channel",
+    "y_plane",
+]
 
 _STUDIO_Y = np.array([65.481, 128.553, 24.966]) / 255.0
 _STUDIO_Y_AFFINE = np.array([[*_STUDIO_Y, 16.0]], np.float32)  # for cv2.transform
@@ -135,7 +144,7 @@ def consistency_psnr(output: NDArray[Any] | Image.Image, source: NDArray[Any]) -
     for top in range(0, h, rows):
         bottom = min(top + rows, h)
         y0, y1 = max(top * s - shrink.reach, 0), min(bottom * s + shrink.reach, height)
-        plane = _y_plane(_strip(output, y0, y1))
+        plane = y_plane(_strip(output, y0, y1))
         diff = shrink.rows(plane, y0, top, bottom) - y_channel(to_uint8(source[top:bottom]))
         total += float(np.sum(diff * diff))
     return float("inf") if total == 0 else 10.0 * float(np.log10(255.0**2 * h * w / total))
@@ -145,7 +154,7 @@ def _resized_consistency(output: NDArray[Any] | Image.Image, source: NDArray[Any
     """`consistency_psnr` for an output that is not a whole multiple of its input (--scale,
     --width...): the whole Y plane shrunk with Pillow's antialiased bicubic, in float."""
     h, w = source.shape[:2]
-    plane = _y_plane(
+    plane = y_plane(
         _strip(output, 0, output.height if isinstance(output, Image.Image) else output.shape[0])
     )
     shrunk = np.asarray(Image.fromarray(plane, "F").resize((w, h), Image.Resampling.BICUBIC))
@@ -161,7 +170,7 @@ def _strip(image: NDArray[Any] | Image.Image, y0: int, y1: int) -> NDArray[np.ui
     return to_uint8(image[y0:y1])
 
 
-def _y_plane(pixels: NDArray[np.uint8]) -> NDArray[np.float32]:
+def y_plane(pixels: NDArray[np.uint8]) -> NDArray[np.float32]:
     """`y_channel` of 8-bit pixels, in float32."""
     if pixels.ndim == 2 or pixels.shape[2] < 3:
         grey = pixels if pixels.ndim == 2 else pixels[..., 0]
@@ -194,6 +203,10 @@ class BicubicShrink:
         self.kernel = (weights / weights.sum()).astype(np.float32)
         self.col_norm = self._filter(np.ones((1, width), np.float32), 1)[0, ::factor]
         self.row_norm = self._filter(np.ones((height, 1), np.float32), 0)[::factor, 0]
+
+    def across(self, plane: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Every row of `plane` shrunk across (the first half of `rows`)."""
+        return np.ascontiguousarray(self._filter(plane, 1)[:, :: self.factor]) / self.col_norm
 
     def rows(self, plane: NDArray[np.float32], y0: int, top: int, bottom: int) -> NDArray[Any]:
         """Output rows top..bottom, from `plane` holding input rows y0.. (with the reach)."""

@@ -14,13 +14,13 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Iterable
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import numpy as np
 from isal import isal_zlib
 from numpy.typing import NDArray
 
-__all__ = ["write_png"]
+__all__ = ["write_png", "write_png_bands"]
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: PNG colour types by channel count: grey, grey + alpha, RGB, RGBA.
@@ -40,17 +40,35 @@ def write_png(
     """Write (H, W) or (H, W, C) uint8/uint16 pixels (C = 1..4) as PNG; `chunks` after IHDR."""
     h, w = pixels.shape[:2]
     c = 1 if pixels.ndim == 2 else pixels.shape[2]
-    depth = 16 if pixels.dtype == np.uint16 else 8
+    write_png_bands([pixels], (w, h), c, pixels.dtype, fh, chunks)
+
+
+def write_png_bands(
+    bands: Iterable[NDArray[Any]],
+    size: tuple[int, int],
+    channels: int,
+    dtype: np.dtype[Any],
+    fh: BinaryIO,
+    chunks: Iterable[tuple[bytes, bytes]] = (),
+) -> None:
+    """Write an image that arrives as bands of rows, top to bottom, as PNG: each band is
+    filtered and compressed as it comes, so only one band is held. `size` is (width, height);
+    bands are (h, W) or (h, W, C) of `dtype` (uint8 or uint16), `channels` = C (1..4)."""
+    w, h = size
+    depth = 16 if dtype == np.uint16 else 8
     fh.write(_SIGNATURE)
-    _chunk(fh, b"IHDR", struct.pack(">IIBBBBB", w, h, depth, _COLOUR_TYPES[c], 0, 0, 0))
+    _chunk(fh, b"IHDR", struct.pack(">IIBBBBB", w, h, depth, _COLOUR_TYPES[channels], 0, 0, 0))
     for cid, body in chunks:
         _chunk(fh, cid, body)
-    deflate, above = isal_zlib.compressobj(_LEVEL), None
-    band = max(1, _BAND_BYTES // (w * c * depth // 8))
-    for top in range(0, h, band):
-        rows = _row_bytes(pixels[top : top + band])
-        _chunk(fh, b"IDAT", deflate.compress(_up_filtered(rows, above)))
-        above = rows[-1]
+    deflate, above, rows_seen = isal_zlib.compressobj(_LEVEL), None, 0
+    step = max(1, _BAND_BYTES // (w * channels * depth // 8))
+    for band in bands:
+        for top in range(0, band.shape[0], step):
+            rows = _row_bytes(band[top : top + step])
+            _chunk(fh, b"IDAT", deflate.compress(_up_filtered(rows, above)))
+            above, rows_seen = rows[-1], rows_seen + rows.shape[0]
+    if rows_seen != h:
+        raise ValueError(f"PNG of {h} rows given {rows_seen}")
     _chunk(fh, b"IDAT", deflate.flush())
     _chunk(fh, b"IEND", b"")
 

@@ -10,6 +10,7 @@ draws the same batches an uninterrupted one would.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -49,12 +50,23 @@ class TrainConfig:
     keep_best: bool = False
     #: Each training photo also at these scales (rescale augmentation); 1.0: as it is.
     rescales: tuple[float, ...] = (1.0,)
+    #: (lo, hi): the low-resolution photos are saved as JPEG at qualities drawn from lo..hi
+    #: (whole photos, so blocks align as in real files); None: clean (lossless) inputs.
+    jpeg_quality: tuple[int, int] | None = None
+    #: JPEG qualities drawn per training photo (each a pair of its own) with `jpeg_quality`.
+    jpeg_variants: int = 4
+    #: Start from this `.keras` model's weights (fine-tuning) instead of a random start.
+    init: str | None = None
 
     def __post_init__(self) -> None:
         if self.factor not in (2, 3, 4):
             raise ValueError(f"factor must be 2, 3 or 4, not {self.factor}")
         if self.steps % self.steps_per_epoch:
             raise ValueError("steps must be a multiple of steps_per_epoch")
+        if self.jpeg_quality is not None:
+            lo, hi = self.jpeg_quality
+            if not 1 <= lo <= hi <= 100:
+                raise ValueError(f"JPEG qualities must be 1 <= LO <= HI <= 100, not {lo}-{hi}")
 
 
 @dataclass(frozen=True)
@@ -68,9 +80,11 @@ def list_images(dirs: Sequence[Path]) -> list[Path]:
     return [p for d in dirs for p in image_files(Path(d))]
 
 
-def make_pair(path: Path, factor: int, scale: float = 1.0) -> Pair:
+def make_pair(path: Path, factor: int, scale: float = 1.0, jpeg: int | None = None) -> Pair:
     """Load one photo as (LR luma, HR luma), HR cropped to a multiple of `factor`; with
-    `scale`, the photo is first resized by it (antialiased bicubic): a rescale augmentation."""
+    `scale`, the photo is first resized by it (antialiased bicubic): a rescale augmentation;
+    with `jpeg`, the low-resolution photo is saved as a JPEG of that quality (Pillow's
+    defaults otherwise: 4:2:0, as most stored photos) and read back before its luma is taken."""
     with Image.open(path) as im:
         rgb = im.convert("RGB")
     if scale != 1.0:
@@ -79,7 +93,29 @@ def make_pair(path: Path, factor: int, scale: float = 1.0) -> Pair:
     w, h = (rgb.width // factor) * factor, (rgb.height // factor) * factor
     hr = rgb.crop((0, 0, w, h))
     lr = hr.resize((w // factor, h // factor), Image.Resampling.BICUBIC)
+    if jpeg is not None:
+        lr = jpeg_round_trip(lr, jpeg)
     return Pair(_luma(lr), _luma(hr))
+
+
+def jpeg_round_trip(im: Image.Image, quality: int) -> Image.Image:
+    """`im` saved as a JPEG of `quality` (Pillow's defaults otherwise) and decoded again."""
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=quality)
+    buf.seek(0)
+    with Image.open(buf) as decoded:
+        return decoded.convert("RGB")
+
+
+def jpeg_qualities(cfg: TrainConfig, index: int, count: int, stream: int = 0) -> list[int | None]:
+    """The JPEG qualities of photo number `index`: `count` seeded draws from the configured
+    range (a pure function of seed, stream and index; stream 0 for training photos, 1 for
+    validation ones), or [None] for clean training."""
+    if cfg.jpeg_quality is None:
+        return [None]
+    lo, hi = cfg.jpeg_quality
+    rng = np.random.default_rng([cfg.seed, 7919 + stream, index])
+    return [int(q) for q in rng.integers(lo, hi + 1, size=count)]
 
 
 def _luma(im: Image.Image) -> Float:
@@ -122,10 +158,20 @@ def validation_set(pairs: Sequence[Pair], factor: int, size: int = 64) -> tuple[
 def load_pairs(paths: Sequence[Path], cfg: TrainConfig) -> tuple[list[Pair], list[Pair]]:
     """(training pairs, validation pairs): the photos of `cfg.val_dir` if given (any that
     are also among `paths` are not trained on), else a seeded pick of `cfg.val_images`.
-    Training photos give a pair at each of `cfg.rescales`; validation photos are whole."""
+    Training photos give a pair at each of `cfg.rescales` and JPEG quality; validation photos
+    are whole, each degraded at one seeded quality of the range with `cfg.jpeg_quality`."""
     train_paths, val_paths = _split(paths, cfg)
-    val = _usable([make_pair(p, cfg.factor) for p in val_paths], max(cfg.patch, 64))
-    pairs = [make_pair(p, cfg.factor, s) for p in train_paths for s in cfg.rescales]
+    val = [
+        make_pair(p, cfg.factor, jpeg=jpeg_qualities(cfg, i, 1, stream=1)[0])
+        for i, p in enumerate(val_paths)
+    ]
+    val = _usable(val, max(cfg.patch, 64))
+    pairs = [
+        make_pair(p, cfg.factor, s, q)
+        for i, p in enumerate(train_paths)
+        for s in cfg.rescales
+        for q in jpeg_qualities(cfg, i, cfg.jpeg_variants)
+    ]
     train = _usable(pairs, cfg.patch)
     if not val or not train:
         raise ValueError("need usable photos for training and for validation")
@@ -179,6 +225,8 @@ def train(
     model = build_espcn(
         cfg.factor, "mixed_bfloat16" if cfg.bfloat16 else "float32", cfg.branch_scale
     )
+    if cfg.init is not None:
+        _start_from(model, Path(cfg.init), cfg.factor)
     _compile(model, cfg)
     data, epoch_setter = _patch_sequence(train_pairs, cfg)
     ckpt = out.with_name(out.name + ".ckpt")
@@ -258,6 +306,27 @@ def _best_keeper(pairs: Sequence[Pair], factor: int, out: Path) -> Any:
                 folder.rmdir()
 
     return BestKeeper()
+
+
+def _start_from(model: Any, path: Path, factor: int) -> None:
+    """Give `model` the weights of the plain ESPCN at `path` (fine-tuning); in a branched
+    model the plain kernels take them and the added branches stay at zero, so the network
+    starts as exactly that model."""
+    from ._model import load_model
+    from ._reparam import ReparamConv2D
+
+    source = load_model(str(path))
+    if source.output_shape[-3:] != model.output_shape[-3:] or len(source.layers) != len(
+        model.layers
+    ):
+        raise ValueError(f"--init {path} is not an ESPCN x{factor} model")
+    for mine, theirs in zip(model.layers, source.layers, strict=True):
+        weights = theirs.get_weights()
+        if isinstance(mine, ReparamConv2D):
+            mine.kernel.assign(weights[0])
+            mine.bias.assign(weights[1])
+        elif weights:
+            mine.set_weights(weights)
 
 
 def _inference_copy(model: Any, factor: int) -> Any:
