@@ -234,7 +234,7 @@ def open_rows(
                 decoded = _decoded(im, path, turned)
                 rows = from_array(decoded.pixels)
                 return Opened(rows, decoded.format, decoded.metadata, turned, False, decoded.pixels)
-            meta, fmt = image_metadata(im), im.format or "?"
+            meta, fmt = image_metadata(im, streamed=True), im.format or "?"
     except ImageError:
         raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
@@ -247,7 +247,7 @@ def open_rows(
 def _streamable(im: Image.Image, path: Path) -> bool:
     """Whether libvips decodes `im` in strips to the same pixels as `_decoded`: baseline JPEG
     (grey or RGB), non-interlaced PNG and single-page TIFF without a palette or a transparent
-    colour, 8 or 16 bits."""
+    colour, 8 or 16 bits (a TIFF stored upright: Pillow turns the others as it reads them)."""
     if "transparency" in im.info:
         return False
     if im.format in ("JPEG", "MPO"):
@@ -258,7 +258,8 @@ def _streamable(im: Image.Image, path: Path) -> bool:
     if im.format == "TIFF":
         bits = im.tag_v2.get(258, (8,))  # type: ignore[attr-defined]
         eight = all(b == 8 for b in bits) and im.mode in ("L", "LA", "RGB", "RGBA")
-        return (eight or im.mode in ("I;16", "I;16B")) and frame_count(im) == 1
+        upright = im.tag_v2.get(274, 1) == 1  # type: ignore[attr-defined]  # Pillow turns the rest
+        return (eight or im.mode in ("I;16", "I;16B")) and upright and frame_count(im) == 1
     return False
 
 
@@ -407,11 +408,16 @@ def _read_16bit_colour(path: Path) -> NDArray[np.uint16]:
     return np.asarray(cv2.cvtColor(arr, code), dtype=np.uint16)
 
 
-def image_metadata(im: Image.Image) -> Metadata:
-    """What an opened image carries that outputs keep (ICC, EXIF, DPI, text, XMP)."""
+def image_metadata(im: Image.Image, streamed: bool = False) -> Metadata:
+    """What an opened image carries that outputs keep (ICC, EXIF, DPI, text, XMP). For an
+    image that is `streamed` (never decoded whole here), a PNG's text is what its header
+    holds: Pillow's `text` would decode every pixel to look for chunks after them."""
     dpi = im.info.get("dpi")
+    given = im.info if streamed and im.format == "PNG" else getattr(im, "text", {})
     text = {
-        k: v for k, v in getattr(im, "text", {}).items() if isinstance(v, str) and k != _PNG_XMP
+        k: v
+        for k, v in given.items()
+        if isinstance(k, str) and isinstance(v, str) and k != _PNG_XMP
     }
     xmp = im.info.get("xmp") or im.info.get(_PNG_XMP) or None
     return Metadata(
@@ -508,7 +514,7 @@ def _jpeg_ready(rows: Rows) -> Rows:
 
 
 def encode_frames(
-    frames: Iterator[Image.Image],
+    frames: Iterator[NDArray[Any]],
     dst: Path,
     animation: Animation,
     metadata: Metadata,
@@ -518,7 +524,8 @@ def encode_frames(
     still image: atomically, the format from the suffix, metadata where it fits."""
     fmt = _WRITABLE.get(dst.suffix.lower(), dst.suffix)
     options = _save_options(fmt, metadata, quality)
-    _atomically(dst, lambda fh: write_frames(frames, fh, fmt, animation, options))
+    chunks = _png_chunks(metadata) if fmt == "PNG" else None
+    _atomically(dst, lambda fh: write_frames(frames, fh, fmt, animation, options, chunks))
 
 
 def _atomically(dst: Path, write: Callable[[BinaryIO], None]) -> None:

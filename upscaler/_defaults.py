@@ -30,8 +30,8 @@ DEFAULT_MAX_FRAMES = 300
 DEFAULT_MAX_DECODE_PIXELS = 50_000_000
 #: Images of more pixels than this are decoded in strips where the format allows it, and
 #: JPEG outputs encoded in strips; smaller ones are decoded and encoded whole (faster to
-#: start, and never more than about 30 MB). UPSCALER_STREAM_ABOVE_PIXELS changes it: the
+#: start, and never more than about 15 MB each). UPSCALER_STREAM_ABOVE_PIXELS changes it: the
 #: tests stream small images with it.
-STREAM_ABOVE_PIXELS = int(os.environ.get("UPSCALER_STREAM_ABOVE_PIXELS", 1 << 22))
+STREAM_ABOVE_PIXELS = int(os.environ.get("UPSCALER_STREAM_ABOVE_PIXELS", 1 << 21))
 #: JPEG/WebP quality.
 DEFAULT_QUALITY = 95

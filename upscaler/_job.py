@@ -26,15 +26,16 @@ from PIL import Image
 
 from . import _storage as storage
 from ._backend import Backend, BackendOptions
+from ._budget import BUDGET, estimate_bytes
 from ._codec import (
     SeveralFrames,
+    check_decode_size,
     decode,
     encode_frames,
     encode_rows,
     image_metadata,
     open_rows,
     pil_to_pixels,
-    pixels_to_pil,
 )
 from ._defaults import (
     DEFAULT_MAX_DECODE_PIXELS,
@@ -224,6 +225,16 @@ def _process_image(
     """Decode -> upscale -> encode -> score one local file, as a stream of row bands
     (`named`: the output's location as the run knows it, when `job` is a staged copy)."""
     assert isinstance(job.src, Path) and isinstance(job.dst, Path)
+    held = estimate_bytes(job.src, settings.output_size(), STREAM_ABOVE_PIXELS)
+    with BUDGET.hold(held):  # waits while the images running leave no room for this one
+        return _process_held(job, settings, on_tiles, named)
+
+
+def _process_held(
+    job: Job, settings: Settings, on_tiles: TileCallback | None, named: str | None
+) -> Record:
+    """`_process_image` once the image's memory is held in the process's budget."""
+    assert isinstance(job.src, Path) and isinstance(job.dst, Path)
     base = Record.of(job, settings, "skipped")
     started = time.perf_counter()
     try:
@@ -307,7 +318,7 @@ def _process_frames(
         output_size=seen.sizes[1],
         scale=round(seen.sizes[1][0] / seen.sizes[0][0], 4),
         frames=animation.count,
-        consistency_psnr=_round(min(seen.scores)),
+        consistency_psnr=_round(min(seen.scores, default=None)),
     )
 
 
@@ -320,6 +331,9 @@ class _Seen:
 
 
 def _frame_size(size: tuple[int, int], settings: Settings) -> tuple[int, int]:
+    """A frame's (or page's) output size; ImageError, from its header, for a frame too large
+    to decode whole (--max-decode-pixels) or to make (--max-pixels)."""
+    check_decode_size(size, settings.max_decode_pixels, "each frame or page")
     return checked_size(settings.output_size(), size, settings.max_pixels)
 
 
@@ -330,10 +344,10 @@ def _upscaled_frames(
     on_tiles: TileCallback | None,
     seen: _Seen,
     dst: str | Path,
-) -> Iterator[Image.Image]:
+) -> Iterator[NDArray[Any]]:
     """Each frame of `im` upscaled, one at a time, its score and the first one's sizes and
-    thumbnails noted in `seen`."""
-    for frame in read_frames(im, animation):
+    thumbnails noted in `seen`; each frame's size is checked before it is decoded."""
+    for frame in read_frames(im, animation, lambda size: _frame_size(size, settings)):
         pixels = pil_to_pixels(frame)
         size = _frame_size(frame.size, settings)
         window = Window(from_array(pixels), readers=2)
@@ -343,13 +357,17 @@ def _upscaled_frames(
         watch = Watch(window.reader(1), out)
         output = collect(watch.rows)
         output = output[:, :, 0] if output.shape[2] == 1 else output
-        seen.scores.append(watch.consistency())
+        score_ = watch.consistency()
+        if score_ is not None:
+            seen.scores.append(score_)
         if not seen.sizes:
             seen.sizes = [frame.size, size]
             if settings.thumbnails is not None:
                 with contextlib.suppress(OSError, ValueError):
                     write_thumbnails(output, pixels, settings.thumbnails, str(dst))
-        yield pixels_to_pil(output)
+        held = [output]
+        del output, pixels, window, out, watch  # the writer holds the frame alone from here
+        yield held.pop()
 
 
 def _scores(
@@ -371,8 +389,8 @@ def _scores(
     return {**scores, "reference": str(ref_path), **measured}
 
 
-def _round(value: float, digits: int = 4) -> float | None:
-    return round(value, digits) if math.isfinite(value) else None
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return round(value, digits) if value is not None and math.isfinite(value) else None
 
 
 def is_disk_full(exc: BaseException) -> bool:

@@ -71,11 +71,19 @@ def _through(source: Reader) -> Rows:
 class Watch:
     """The output's bands on their way to the encoder (`rows`), measured as they pass: the
     consistency PSNR against the input, strided copies for thumbnails, and with `keep` the
-    whole output (for scoring against a reference)."""
+    whole output (for scoring against a reference).
+
+    An output that no network pass made (no larger than its input: --shrink, or a size
+    option that keeps the size) is the input resized by the same bicubic the check uses:
+    there is nothing to check, its consistency is None (and its input is not read again: a
+    large input shrunk to a small output is never held)."""
 
     def __init__(self, source: Reader, out: Rows, thumbs: bool = False, keep: bool = False) -> None:
         self.source, self.out = source, out
         src = source.rows
+        self._checked = bool(network_passes(src.size, out.size))
+        if not self._checked:
+            source.close()
         self._check = _Consistency(src.size, out.size)
         self._thumbs = thumbs
         self._steps = (_thumb_step(out.size), _thumb_step(src.size))
@@ -89,7 +97,8 @@ class Watch:
         for band in self.out.bands:
             yield band
             self._see(band)
-        self._compare(self.source.rows.height)
+        if self._checked:
+            self._compare(self.source.rows.height)
 
     def _see(self, band: NDArray[Any]) -> None:
         top, self._done = self._done, self._done + band.shape[0]
@@ -98,8 +107,9 @@ class Watch:
         if self._thumbs:
             step = self._steps[0]
             self._small[0].append(band[(-top) % step :: step, ::step].copy())
-        self._check.add(band)
-        self._compare(self._check.ready(self._done))
+        if self._checked:
+            self._check.add(band)
+            self._compare(self._check.ready(self._done))
 
     def _compare(self, upto: int) -> None:
         """Compare input rows up to `upto` (those whose output rows have all gone by)."""
@@ -114,14 +124,15 @@ class Watch:
                 self._small[1].append(pixels[(-top) % step :: step, ::step].copy())
             self._next = bottom
 
-    def consistency(self) -> float:
-        """The consistency PSNR (dB) once every band has gone by."""
-        return self._check.psnr()
+    def consistency(self) -> float | None:
+        """The consistency PSNR (dB) once every band has gone by; None with nothing to check."""
+        return self._check.psnr() if self._checked else None
 
     def thumbnails(self) -> tuple[NDArray[Any], NDArray[Any]]:
-        """(output, input) strided copies (about 2 x thumbnail size) for `write_thumbnails`."""
-        out, src = (np.concatenate(parts) for parts in self._small)
-        return _squeezed(out), _squeezed(src)
+        """(output, input) strided copies (about 2 x thumbnail size) for `write_thumbnails`
+        (the output's twice where the input was not read again)."""
+        out = _squeezed(np.concatenate(self._small[0]))
+        return out, _squeezed(np.concatenate(self._small[1])) if self._small[1] else out
 
     def whole(self) -> NDArray[Any]:
         """The whole output (with `keep`)."""

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
 import numpy as np
 from isal import isal_zlib
 from numpy.typing import NDArray
 
-__all__ = ["write_png", "write_png_bands"]
+__all__ = ["write_png", "write_png_bands", "write_png_chunk", "write_png_frame"]
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: PNG colour types by channel count: grey, grey + alpha, RGB, RGBA.
@@ -71,6 +71,51 @@ def write_png_bands(
         raise ValueError(f"PNG of {h} rows given {rows_seen}")
     _chunk(fh, b"IDAT", deflate.flush())
     _chunk(fh, b"IEND", b"")
+
+
+def write_png_frame(
+    pixels: NDArray[Any],
+    fh: BinaryIO,
+    chunks: Iterable[tuple[bytes, bytes]] = (),
+    sequence: int | None = None,
+) -> int:
+    """One frame of an APNG: with `sequence` None, the first frame (signature, IHDR, `chunks`,
+    IDAT); else the frame's data as fdAT chunks numbered from `sequence`. Returns the next
+    sequence number (0 after the first frame, whose IDAT chunks are not numbered)."""
+    h, w = pixels.shape[:2]
+    c = 1 if pixels.ndim == 2 else pixels.shape[2]
+    depth = 16 if pixels.dtype == np.uint16 else 8
+    if sequence is None:
+        fh.write(_SIGNATURE)
+        _chunk(fh, b"IHDR", struct.pack(">IIBBBBB", w, h, depth, _COLOUR_TYPES[c], 0, 0, 0))
+        for cid, body in chunks:
+            _chunk(fh, cid, body)
+    deflate = isal_zlib.compressobj(_LEVEL)
+    step = max(1, _BAND_BYTES // (w * c * depth // 8))
+    pieces = [deflate.compress(_up_filtered(rows, up)) for rows, up in _filtered(pixels, step)]
+    pieces.append(deflate.flush())
+    data = b"".join(pieces)
+    if sequence is None:
+        _chunk(fh, b"IDAT", data)
+        return 0
+    _chunk(fh, b"fdAT", struct.pack(">I", sequence) + data)
+    return sequence + 1
+
+
+def _filtered(
+    pixels: NDArray[Any], step: int
+) -> Iterator[tuple[NDArray[np.uint8], NDArray[np.uint8] | None]]:
+    """(rows, the row above them) of `pixels`, `step` rows at a time."""
+    above = None
+    for top in range(0, pixels.shape[0], step):
+        rows = _row_bytes(pixels[top : top + step])
+        yield rows, above
+        above = rows[-1]
+
+
+def write_png_chunk(fh: BinaryIO, cid: bytes, body: bytes) -> None:
+    """One chunk: length, type, body, CRC."""
+    _chunk(fh, cid, body)
 
 
 def _row_bytes(pixels: NDArray[np.uint8] | NDArray[np.uint16]) -> NDArray[np.uint8]:

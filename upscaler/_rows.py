@@ -84,6 +84,9 @@ class Window:
     def reader(self, index: int = 0) -> Reader:
         return Reader(self, index)
 
+    def close(self, reader: int) -> None:
+        self._marks[reader] = self.rows.height
+
     def get(self, y0: int, y1: int, reader: int = 0) -> NDArray[Any]:
         """Rows [y0, y1) as one (y1 - y0, W, C) array."""
         if y0 < self._marks[reader]:
@@ -118,3 +121,7 @@ class Reader:
 
     def get(self, y0: int, y1: int) -> NDArray[Any]:
         return self.window.get(y0, y1, self.index)
+
+    def close(self) -> None:
+        """This reader asks for no more rows: the window stops keeping rows for it."""
+        self.window.close(self.index)

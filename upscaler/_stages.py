@@ -96,7 +96,7 @@ def resized(source: Reader, size: tuple[int, int]) -> Rows:
     src = source.rows
     first_pass = across(source, size[0])
     window = Window(first_pass)
-    rows = first_pass.band_rows(size[0] * src.channels * 8)
+    rows = first_pass.band_rows(size[0] * src.channels * 32)  # float64 sums and their terms
     scale = src.height / size[1]
 
     def bands() -> Iterator[NDArray[Any]]:
@@ -145,46 +145,38 @@ def down(
     plane: NDArray[np.float32], first: NDArray[np.int64], weights: NDArray[np.float64]
 ) -> NDArray[np.float32]:
     """Rows `first + t` of `plane` weighted by `weights[:, t]`, summed in order in float64
-    (Pillow's vertical pass on float images), stored as float32."""
+    (Pillow's passes on float images: a product of the float32 value and the double weight,
+    added to a double), stored as float32."""
     acc = np.zeros((len(first), plane.shape[1], plane.shape[2]), np.float64)
     last = plane.shape[0] - 1
     for t in range(weights.shape[1]):  # padding taps (weight 0) read a row that is there
         rows = np.minimum(first + t, last)
-        acc += plane[rows].astype(np.float64) * weights[:, t, None, None]
+        acc += plane[rows] * weights[:, t, None, None]  # float32 x float64: a double product
     return acc.astype(np.float32)
 
 
 def across(source: Reader, width: int) -> Rows:
-    """The first pass of `resized`: every row resized across to `width`, in float32."""
+    """The first pass of `resized`: every row resized across to `width` by Pillow (float32
+    per channel), as its resize of the whole image does first: row by row, so bands give the
+    whole image's values."""
     src = source.rows
-    if width == src.width:
-
-        def same() -> Iterator[NDArray[Any]]:
-            for top in range(0, src.height, step):
-                yield source.get(top, min(top + step, src.height)).astype(np.float32)
-
-        step = src.band_rows(src.width * src.channels * 4)
-        return Rows(width, src.height, src.channels, np.dtype(np.float32), same())
-    step = src.band_rows(max(src.width, width) * src.channels * 4)
+    step = src.band_rows(max(src.width, width) * src.channels * 16)  # float32 and copies
 
     def bands() -> Iterator[NDArray[Any]]:
         for top in range(0, src.height, step):
             band = source.get(top, min(top + step, src.height)).astype(np.float32)
-            yield _per_channel(band, (width, band.shape[0]), None)
+            yield band if width == src.width else _per_channel(band, width)
 
     return Rows(width, src.height, src.channels, np.dtype(np.float32), bands())
 
 
-def _per_channel(
-    planes: NDArray[np.float32],
-    size: tuple[int, int],
-    box: tuple[float, float, float, float] | None,
-) -> NDArray[np.float32]:
-    """Pillow's BICUBIC resize of each (h, w) float32 channel of `planes` to `size`."""
-    out = np.empty((size[1], size[0], planes.shape[2]), np.float32)
+def _per_channel(planes: NDArray[np.float32], width: int) -> NDArray[np.float32]:
+    """Pillow's BICUBIC resize of each (h, w) float32 channel of `planes` to `width`."""
+    h = planes.shape[0]
+    out = np.empty((h, width, planes.shape[2]), np.float32)
     for ch in range(planes.shape[2]):
         plane = Image.fromarray(np.ascontiguousarray(planes[:, :, ch]), mode="F")
-        out[:, :, ch] = np.asarray(plane.resize(size, Image.Resampling.BICUBIC, box=box))
+        out[:, :, ch] = np.asarray(plane.resize((width, h), Image.Resampling.BICUBIC))
     return out
 
 

@@ -25,9 +25,9 @@ from ._tiling import Feather, Tile, batches, plan_tiles
 __all__ = ["DEFAULT_FEATHER_OVERLAP", "upscale_into", "upscale_pixels"]
 
 Float = NDArray[np.float32]
-#: Largest backend call, in padded input pixels (about 1 MB of float32 input, 20 MB of
-#: float32 colour output at x3; a 256-pixel tile with its halo is one call).
-MAX_BATCH_PIXELS = 1 << 16
+#: Largest backend call, in padded input pixels (about 0.5 MB of float32 input, 10 MB of
+#: float32 colour output at x3; a 256-pixel tile with its halo is one call by itself).
+MAX_BATCH_PIXELS = 1 << 15
 #: Overlap used for backends with no finite halo when the user gives none.
 DEFAULT_FEATHER_OVERLAP = 16
 #: Held around calls of backends that do not declare `thread_safe`.

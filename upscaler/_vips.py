@@ -39,8 +39,9 @@ pyvips.concurrency_set(1)
 pyvips.cache_set_max(0)
 
 _FORMATS = {"uchar": np.uint8, "ushort": np.uint16}
-#: Input rows fetched from libvips at a time (then cut into the stages' own bands).
-_FETCH_BYTES = 1 << 20
+#: Input rows fetched from libvips at a time (then cut into the stages' own bands); above
+#: the mmap threshold (`_memory`), so that each buffer goes back to the system when freed.
+_FETCH_BYTES = 2 << 20
 
 
 def read_rows(path: str) -> Rows:

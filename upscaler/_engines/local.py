@@ -1,9 +1,10 @@
 """The `local` engine: images on this machine, on threads of this process or in processes.
 
 With one process (the default), up to `workers` images run at once on threads, while their
-output pixels fit IN_FLIGHT_PIXELS: decoding, encoding and the backend release the GIL, so one
-image's encoding overlaps another's network. With `processes` > 1 (`--jobs N`), each worker
-process takes one image at a time.
+estimated memory fits the process's budget (`_budget`: each job waits for room before it
+starts): decoding, encoding and the backend release the GIL, so one image's encoding overlaps
+another's network. With `processes` > 1 (`--jobs N`), each worker process takes one image at
+a time.
 """
 
 from __future__ import annotations
@@ -12,15 +13,11 @@ import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from .._codec import probe_pixels
 from .._job import Record, Settings, TileCallback, run_job
 from .._plan import Job
 from .base import StopFlag, cores
 
-__all__ = ["IN_FLIGHT_PIXELS", "LocalEngine", "split_cores"]
-
-#: Output pixels of the images in flight at once in one process; a larger image runs alone.
-IN_FLIGHT_PIXELS = 100_000_000
+__all__ = ["LocalEngine", "split_cores"]
 
 
 def split_cores(images: int, processes: int = 1) -> tuple[int, int]:
@@ -61,21 +58,19 @@ class LocalEngine:
     ) -> Iterator[Record]:
         """One more image per worker waits in the pool's queue, so that a worker that finishes
         starts the next image at once; once the run is stopping, queued images do not start."""
-        sized = ((job, _pixels(job) * settings.factor**2) for job in jobs)
-        waiting, pending = next(sized, None), dict[Future[Record | None], int]()
+        todo = iter(jobs)
+        waiting, pending = next(todo, None), set[Future[Record | None]]()
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="upscaler")
         try:
             while waiting or pending:
-                while (
-                    waiting and not stop.stopping and _admits(pending, waiting[1], 2 * self.workers)
-                ):
-                    future = pool.submit(self._unless_stopped, waiting[0], settings, stop)
-                    pending[future], waiting = waiting[1], next(sized, None)
+                while waiting and not stop.stopping and len(pending) < 2 * self.workers:
+                    pending.add(pool.submit(self._unless_stopped, waiting, settings, stop))
+                    waiting = next(todo, None)
                 if not pending:
                     return
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    del pending[future]
+                    pending.discard(future)
                     record = future.result()
                     if record is not None:
                         yield record
@@ -124,19 +119,6 @@ def _in_processes(
                 yield _outcome(future, pending.pop(future), settings)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _pixels(job: Job) -> int:
-    """The input's pixels from its header; 0 (unknown) for a URL input, which is remote."""
-    return 0 if isinstance(job.src, str) else probe_pixels(job.src)
-
-
-def _admits(pending: dict[Future[Record | None], int], pixels: int, slots: int) -> bool:
-    """One image always goes; more only while a slot is free and the pixels fit (queued
-    images count, so the images running can never exceed IN_FLIGHT_PIXELS)."""
-    if not pending:
-        return True
-    return len(pending) < slots and sum(pending.values()) + pixels <= IN_FLIGHT_PIXELS
 
 
 def _ignore_sigint() -> None:

@@ -1,0 +1,99 @@
+"""How much memory an image will take, from its header, and the per-process budget that lets
+images run at the same time only while their estimates fit.
+
+Every process that runs jobs (the local engine's threads, `--jobs` processes, Dask workers)
+holds its images' estimates against IN_FLIGHT_BYTES: an image starts when the ones running
+leave room for it (one always runs). The estimate follows the pipeline: what is decoded whole
+(7 bytes a pixel while Pillow decodes and hands it over) or libvips's strips; each network
+pass's band of output and its tiles' float work; the resize's bands; and what the encoder
+holds (a PNG or large JPEG: a few bands; anything else: the whole output, as an array and as
+Pillow's copy). Animations count one frame at a time, plus every frame for WebP's writer.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from PIL import Image
+
+from ._rows import BAND_BYTES
+from ._size import OutputSize, network_passes
+
+__all__ = ["IN_FLIGHT_BYTES", "Budget", "estimate_bytes"]
+
+#: Estimated bytes of the images in flight at once in one process (a larger one runs alone).
+IN_FLIGHT_BYTES = 192 << 20
+#: libvips's buffers while it decodes or encodes in strips (measured: 40-45 MB at 18000 px wide).
+_VIPS_BYTES = 48 << 20
+#: Float work of the network's tiles beside their band (measured: about 40 MB at x3).
+_TILE_BYTES = 40 << 20
+
+
+def estimate_bytes(path: Path, size: OutputSize, stream_above: int, channels: int = 4) -> int:
+    """The memory one image of `path` is expected to take while it is processed (0 when its
+    header cannot be read: decoding will say why)."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            frames = int(getattr(im, "n_frames", 1)) if im.format != "MPO" else 1
+            fmt = im.format
+    except Exception:
+        return 0
+    try:
+        ow, oh = size.size_for(w, h)
+        passes = network_passes((w, h), (ow, oh))
+    except ValueError:
+        return 0
+    out = ow * oh
+    if frames > 1:  # decoded whole, upscaled and collected a frame at a time
+        held = out * channels * frames if path.suffix.lower() == ".webp" else 0
+        return w * h * 7 + _stages(w, h, passes, ow, oh, channels) + out * channels * 2 + held
+    streamed_in = w * h > stream_above and fmt in ("JPEG", "MPO", "PNG", "TIFF")
+    cost = _VIPS_BYTES if streamed_in else w * h * 7
+    cost += _stages(w, h, passes, ow, oh, channels)
+    suffix = path.suffix.lower()
+    if suffix == ".png" or (suffix in (".jpg", ".jpeg") and out > stream_above):
+        cost += _VIPS_BYTES if suffix != ".png" else 2 * (4 << 20)
+    else:
+        cost += out * (channels + 4)
+    return cost
+
+
+def _stages(w: int, h: int, passes: tuple[int, ...], ow: int, oh: int, channels: int) -> int:
+    """The bands and tile work of the network passes and the resize."""
+    cost, pixels = 0, w * h
+    for factor in passes:
+        pixels *= factor * factor
+        cost += min(pixels * channels, BAND_BYTES) + min(pixels * channels * 16, _TILE_BYTES)
+    if pixels != ow * oh:  # resized to the exact size
+        cost += min(ow * oh * channels * 8, 2 * BAND_BYTES)
+    return cost
+
+
+class Budget:
+    """Bytes held by the images running in this process, at most `total` unless one image
+    alone is larger (it then runs alone)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.used, self.running = total, 0, 0
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def hold(self, nbytes: int) -> Iterator[None]:
+        """Wait until `nbytes` fit beside the images running (or none runs), hold them."""
+        with self._changed:
+            self._changed.wait_for(lambda: self.running == 0 or self.used + nbytes <= self.total)
+            self.used, self.running = self.used + nbytes, self.running + 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.used, self.running = self.used - nbytes, self.running - 1
+                self._changed.notify_all()
+
+
+#: This process's budget, shared by every thread that runs jobs.
+BUDGET = Budget(IN_FLIGHT_BYTES)
