@@ -9,9 +9,10 @@ WebP writer takes every frame first, so WebP animations are bounded up front
 are kept. GIF output is quantised to 255 colours (and a transparent one) per frame: of two
 palettes, the one closer to the frame: a median-cut palette of the frame shrunk 4 times,
 refined by k-means (4 rounds), or the plain median cut of the whole frame (what Pillow itself
-does; of the frame halved above 4 megapixels, for memory); pixels mapped to the nearest colour, without dithering. Never worse than Pillow's
-default on a frame (0.01 dB: one colour fewer), up to 1.7 dB better on upscaled photos, at 1.3
-to 2 times its cost (docs/reference.md#animations-and-multi-page-files).
+does; of the frame halved above 4 megapixels, for memory); pixels mapped to the nearest
+colour, without dithering. Never worse than Pillow's default on a frame of up to 4 megapixels
+(0.01 dB: one colour fewer), up to 1.7 dB better on upscaled photos, at 1.3 to 2 times its
+cost (docs/reference.md#animations-and-multi-page-files).
 """
 
 from __future__ import annotations
