@@ -189,7 +189,7 @@ def test_passes_and_sizes() -> None:
 
 
 def test_set5_at_any_scale_keeps_the_floor_over_bicubic() -> None:
-    """The README's table (benchmarks/any_scale_quality.py) at x2.5 and x6: the gains over
+    """The reference's table (benchmarks/any_scale_quality.py) at x2.5 and x6: the gains over
     bicubic of the first recipe (x3 / x3 then x2, Pillow bicubic down) are the floor."""
     if not SET5.is_dir():
         pytest.fail(f"shared data not found at {SET5}")

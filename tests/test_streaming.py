@@ -138,7 +138,8 @@ def test_streamed_jpeg_equals_pillows_encoding_of_the_same_pixels(tmp_path: Path
         assert ran.returncode == 0, ran.stderr
     with Image.open(tmp_path / "png" / "p.png") as im:
         expected = io.BytesIO()
-        im.save(expected, "JPEG", quality=88)
+        kept = {k: im.info[k] for k in ("icc_profile", "exif", "dpi") if k in im.info}
+        im.save(expected, "JPEG", quality=88, **kept)
     assert (tmp_path / "jpg" / "p.jpg").read_bytes() == expected.getvalue()
 
 

@@ -49,6 +49,7 @@ __all__ = [
     "open_rows",
     "encode",
     "output_suffix",
+    "partial_output",
     "probe_pixels",
     "pil_to_pixels",
     "pixels_to_pil",
@@ -528,10 +529,15 @@ def encode_frames(
     _atomically(dst, lambda fh: write_frames(frames, fh, fmt, animation, options, chunks))
 
 
+def partial_output(dst: Path) -> Path:
+    """The hidden temporary file that `dst` is written to before its rename."""
+    return dst.with_name(f".{dst.name}{TEMP_SUFFIX}")
+
+
 def _atomically(dst: Path, write: Callable[[BinaryIO], None]) -> None:
     """Run `write` on a new hidden temporary file beside `dst`, then rename it to `dst`."""
     dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}{TEMP_SUFFIX}")
+    tmp = partial_output(dst)
     tmp.unlink(missing_ok=True)
     # Created afresh with the umask's permissions; never through a planted symbolic link.
     # Readable too: Pillow's multi-page TIFF writer reads back what it wrote.

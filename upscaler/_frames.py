@@ -28,6 +28,7 @@ from PIL import GifImagePlugin, Image, TiffImagePlugin
 
 from ._color import to_uint8
 from ._errors import ImageError
+from ._memory import give_back
 from ._png import write_png_chunk, write_png_frame
 
 __all__ = [
@@ -203,6 +204,8 @@ def _write_gif(frames: Iterator[NDArray[Any]], fh: BinaryIO, animation: Animatio
             fh.write(b"".join(header))
         for piece in GifImagePlugin.getdata(indexed, (0, 0), **params):
             fh.write(piece)
+        del indexed
+        give_back()  # the median cut's many small blocks, freed
     fh.write(b";")  # the GIF trailer
 
 

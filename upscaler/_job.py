@@ -35,6 +35,7 @@ from ._codec import (
     encode_rows,
     image_metadata,
     open_rows,
+    partial_output,
     pil_to_pixels,
 )
 from ._defaults import (
@@ -46,7 +47,7 @@ from ._defaults import (
 )
 from ._errors import ImageError, UpscalerError
 from ._frames import Animation, describe, read_frames
-from ._memory import ensure_flat_heap
+from ._memory import ensure_flat_heap, give_back
 from ._metrics import score
 from ._pipeline import Watch, output_rows
 from ._plan import Job, find_reference
@@ -59,6 +60,7 @@ from ._thumbs import write_thumbnails
 __all__ = [
     "Record",
     "Settings",
+    "discard_partial",
     "is_disk_full",
     "is_done",
     "process_job",
@@ -227,7 +229,10 @@ def _process_image(
     assert isinstance(job.src, Path) and isinstance(job.dst, Path)
     held = estimate_bytes(job.src, settings.output_size(), STREAM_ABOVE_PIXELS)
     with BUDGET.hold(held):  # waits while the images running leave no room for this one
-        return _process_held(job, settings, on_tiles, named)
+        try:
+            return _process_held(job, settings, on_tiles, named)
+        finally:
+            give_back()  # what the image freed on the heap goes back before the next one
 
 
 def _process_held(
@@ -391,6 +396,15 @@ def _scores(
 
 def _round(value: float | None, digits: int = 4) -> float | None:
     return round(value, digits) if value is not None and math.isfinite(value) else None
+
+
+def discard_partial(job: Job) -> None:
+    """Remove what a process that died while writing `job`'s output left (its hidden
+    temporary file: outputs are written as they are made, so one exists while an image
+    runs). For the engine that saw the process die; nothing for a URL output."""
+    if isinstance(job.dst, Path):
+        with contextlib.suppress(OSError):
+            partial_output(job.dst).unlink(missing_ok=True)
 
 
 def is_disk_full(exc: BaseException) -> bool:

@@ -16,7 +16,7 @@ import ctypes.util
 import sys
 from functools import cache
 
-__all__ = ["MMAP_THRESHOLD", "ensure_flat_heap"]
+__all__ = ["MMAP_THRESHOLD", "ensure_flat_heap", "give_back"]
 
 #: Blocks at least this large are mapped on their own and unmapped when freed.
 MMAP_THRESHOLD = 1 << 20
@@ -24,12 +24,27 @@ _M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
 
 
 @cache
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+
+
+def give_back() -> None:
+    """Return the heap's free pages to the system (glibc's malloc_trim): after work that
+    leaves many small blocks freed, such as Pillow's median cut of a large GIF frame."""
+    libc = _libc()
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
+
+
+@cache
 def ensure_flat_heap() -> bool:
     """Fix glibc's mmap threshold at MMAP_THRESHOLD; True where it was set."""
-    if not sys.platform.startswith("linux"):
+    libc = _libc()
+    if libc is None or not hasattr(libc, "mallopt"):  # not glibc (musl has no mallopt)
         return False
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
-    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
-        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))

@@ -27,7 +27,7 @@ from uuid import uuid4
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from .._job import Record, Settings, process_job, skip_record
+from .._job import Record, Settings, discard_partial, process_job, skip_record
 from .._plan import Job
 from .._registry import load_backend
 from .base import EngineError, StopFlag, cores
@@ -225,6 +225,7 @@ class _Driver:
             if chunk[0] not in self.alone:  # perhaps only queued beside the culprit
                 self.suspects.append(chunk[0])
                 return []
+            discard_partial(chunk[0])  # the dead worker's half-written output
             return [
                 self._failed(chunk[0], f"worker process died ({exc.allowed_failures + 1} attempts)")
             ]

@@ -13,7 +13,7 @@ import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from .._job import Record, Settings, TileCallback, run_job
+from .._job import Record, Settings, TileCallback, discard_partial, run_job
 from .._plan import Job
 from .base import StopFlag, cores
 
@@ -131,4 +131,5 @@ def _outcome(future: Future[Record], job: Job, settings: Settings) -> Record:
     try:
         return future.result()
     except Exception as exc:  # BrokenProcessPool and the like: this image, not the run
+        discard_partial(job)  # what the dead process was writing
         return Record.of(job, settings, "failed", f"worker process failed: {exc}")

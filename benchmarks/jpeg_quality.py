@@ -1,0 +1,114 @@
+"""Set5 with JPEG inputs: bicubic, the shipped weights and candidate weights, per factor and
+JPEG quality, through `upscaler batch --reference` (the shared protocol: Y of BT.601
+studio-swing, uint8 output, border crop = factor, mean over the five images).
+
+The low-resolution inputs are Set5's own (`img_00N_SRF_s_LR.png`, MATLAB bicubic), saved by
+Pillow as JPEG at each quality (default settings: 4:2:0), or kept as PNG ("clean"). Set5 is
+an evaluation set: nothing is chosen on it.
+
+    python benchmarks/jpeg_quality.py --factor 3 --quality 75 --quality 90 \
+        --weights 3=runs/espcn_x3_jpeg.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("UPSCALER_SHARED", ROOT.parent / "shared"))
+SET5 = SHARED / "data" / "Set5"
+
+
+def inputs(folder: Path, factor: int, quality: int | None) -> tuple[Path, Path]:
+    """(LR folder, HR folder) of Set5 at `factor`, LR as JPEG of `quality` (None: PNG)."""
+    lr, hr = folder / "lr", folder / "hr"
+    lr.mkdir(parents=True)
+    hr.mkdir()
+    for path in sorted((SET5 / f"image_SRF_{factor}").glob("*_HR.png")):
+        stem = path.name.removesuffix("_HR.png")
+        shutil.copy(path, hr / f"{stem}.png")
+        with Image.open(path.with_name(f"{stem}_LR.png")) as im:
+            if quality is None:
+                im.save(lr / f"{stem}.png")
+            else:
+                im.convert("RGB").save(lr / f"{stem}.jpg", quality=quality)
+    return lr, hr
+
+
+def mean_psnr(lr: Path, hr: Path, out: Path, factor: int, args: list[str]) -> float:
+    exe = shutil.which("upscaler", path=str(Path(sys.executable).parent)) or "upscaler"
+    report = out.with_suffix(".json")
+    cmd = [
+        exe,
+        "batch",
+        str(lr),
+        "-o",
+        str(out),
+        "--factor",
+        str(factor),
+        "--reference",
+        str(hr),
+        "--format",
+        "png",
+        "--report",
+        str(report),
+        "-q",
+        *args,
+    ]
+    subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL)
+    records = json.loads(report.read_text())["images"]
+    scores = [r["psnr"] for r in records]
+    assert len(scores) == 5 and None not in scores, records
+    return sum(scores) / len(scores)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--factor", type=int, action="append", choices=[2, 3, 4])
+    parser.add_argument("--quality", type=int, action="append", help="JPEG quality (repeat)")
+    parser.add_argument(
+        "--weights",
+        action="append",
+        default=[],
+        metavar="FACTOR=PATH",
+        help="candidate .onnx weights for a factor (repeat)",
+    )
+    args = parser.parse_args()
+    factors = args.factor or [2, 3, 4]
+    qualities: list[int | None] = [*(args.quality or [75, 90]), None]
+    candidates = dict(item.split("=", 1) for item in args.weights)
+    print("Set5, PSNR-Y dB (shared protocol) through upscaler batch --reference, onnx fp32")
+    print(
+        "factor | input | bicubic | shipped | candidate | shipped - bicubic | candidate - bicubic"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        for factor in factors:
+            for quality in qualities:
+                name = "clean" if quality is None else f"q{quality}"
+                folder = Path(tmp) / f"x{factor}-{name}"
+                lr, hr = inputs(folder, factor, quality)
+                bicubic = mean_psnr(lr, hr, folder / "bicubic", factor, ["--backend", "bicubic"])
+                shipped = mean_psnr(lr, hr, folder / "shipped", factor, ["--backend", "onnx"])
+                row = f"x{factor} | {name} | {bicubic:.3f} | {shipped:.3f}"
+                weights = candidates.get(str(factor))
+                if weights:
+                    own = ["--backend", "onnx", "--weights", weights]
+                    cand = mean_psnr(lr, hr, folder / "candidate", factor, own)
+                    row += f" | {cand:.3f} | {shipped - bicubic:+.3f} | {cand - bicubic:+.3f}"
+                else:
+                    row += f" | | {shipped - bicubic:+.3f} |"
+                print(row, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
