@@ -52,10 +52,10 @@ class BoxType(click.ParamType):  # type: ignore[type-arg]
     ) -> tuple[int, int]:
         if isinstance(value, tuple):
             return value
-        w, x, h = str(value).lower().partition("x")
-        if not (x and w.isdigit() and h.isdigit() and int(w) > 0 and int(h) > 0):
+        match = re.fullmatch(r"([0-9]{1,9})[xX]([0-9]{1,9})", str(value))  # ASCII digits only
+        if not match or int(match[1]) == 0 or int(match[2]) == 0:
             self.fail(f"{value!r} is not WxH with two positive integers (e.g. 3840x2160)")
-        return int(w), int(h)
+        return int(match[1]), int(match[2])
 
 
 def _check_sizes(options: dict[str, Any]) -> None:

@@ -6,8 +6,10 @@ import csv
 import io
 import json
 import os
+import re
 import socket
 import statistics
+import string
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -49,13 +51,40 @@ RUN_FIELDS = ("started", "ended", "version", "host", "backend", "precision", "fa
 
 def report_path(path: Path, started: datetime) -> Path:
     """`path` with its placeholders filled: `{started:FORMAT}` (strftime) and `{host}`, so that
-    a nightly run writes a report of its own instead of replacing the last one."""
+    a nightly run writes a report of its own instead of replacing the last one. Nothing else
+    is a placeholder: other fields, attributes, indexes, conversions and unknown strftime
+    directives are refused (UpscalerError), never evaluated."""
+    text, out = str(path), []
     try:
-        return Path(str(path).format(started=started, host=socket.gethostname()))
-    except (KeyError, IndexError, ValueError) as exc:
-        raise UpscalerError(
-            f"--report {path}: bad placeholder ({exc}); use {{started:%Y-%m-%d}} or {{host}}"
-        ) from exc
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        raise _bad_placeholder(text, str(exc)) from exc
+    for literal, field, spec, conversion in parsed:
+        out.append(literal)
+        if field is None:
+            continue
+        if field not in ("started", "host") or conversion:
+            raise _bad_placeholder(text, f"{{{field}{'!' + conversion if conversion else ''}}}")
+        if field == "host":
+            if spec:
+                raise _bad_placeholder(text, f"{{host:{spec}}}")
+            out.append(socket.gethostname())
+            continue
+        directives = re.findall(r"%(.?)", spec or "")
+        if any(d not in _STRFTIME for d in directives):
+            raise _bad_placeholder(text, f"{{started:{spec}}}")
+        out.append(started.strftime(spec) if spec else format(started))
+    return Path("".join(out))
+
+
+#: strftime directives `{started:...}` takes (C89's and ISO week's; %% for a percent sign).
+_STRFTIME = frozenset("aAbBcdHIjmMpSUwWxXyYZzGuV%")
+
+
+def _bad_placeholder(path: str, what: str) -> UpscalerError:
+    return UpscalerError(
+        f"--report {path}: bad placeholder {what}; use {{started:%Y-%m-%d}} or {{host}}"
+    )
 
 
 def consistency_floor(records: Sequence[Record], backend: str, own_model: bool) -> float | None:

@@ -7,6 +7,8 @@ cost a second pass over the whole run), named from the output's location.
 from __future__ import annotations
 
 import hashlib
+import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -39,8 +41,23 @@ def write_thumbnails(
     """The output's and the input's thumbnails; raises OSError when they cannot be written."""
     folder.mkdir(parents=True, exist_ok=True)
     out_name, in_name = thumbnail_names(dst)
-    _small(output).save(folder / out_name, quality=80)
-    _small(source).save(folder / in_name, quality=80)
+    _save(_small(output), folder / out_name)
+    _save(_small(source), folder / in_name)
+
+
+def _save(im: Image.Image, path: Path) -> None:
+    """A JPEG written as every output is: a new temporary file (never through a planted
+    symbolic link: O_EXCL | O_NOFOLLOW), then renamed over `path` (which replaces a link at
+    `path` rather than writing where it points)."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            im.save(fh, "JPEG", quality=80)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _small(pixels: NDArray[Any] | Image.Image) -> Image.Image:

@@ -1,0 +1,100 @@
+"""Hostile inputs, round 3 (issue 28), through the installed command: the items fixed so far.
+Frames of different sizes and identical GIF frames are in test_streaming.py."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from conftest import photo, run_cli
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "{started.nope}.json",
+        "{started[0]}.json",
+        "{host.__class__}.json",
+        "{started:%Q}.json",
+        "{host!r}.json",
+        "{host:>20}.json",
+        "{nope}.json",
+        "{started:%Y}{.json",
+    ],
+)
+def test_report_placeholders_are_the_documented_ones_only(tmp_path: Path, pattern: str) -> None:
+    """Anything but {started:STRFTIME} and {host} is a usage error in one line, before any
+    output is made: no traceback, no file named after an evaluated expression."""
+    photo(20, 10).save(tmp_path / "a.png")
+    ran = run_cli(
+        "batch",
+        tmp_path / "a.png",
+        "-o",
+        tmp_path / "out",
+        "--backend",
+        "bicubic",
+        "--report",
+        tmp_path / "reports" / pattern,
+    )
+    assert ran.returncode == 2, ran.stderr
+    assert len(ran.stderr.strip().splitlines()) == 1 and "bad placeholder" in ran.stderr
+    assert "Traceback" not in ran.stderr
+    assert not (tmp_path / "out").exists() and not (tmp_path / "reports").exists()
+
+
+def test_documented_report_placeholders_still_work(tmp_path: Path) -> None:
+    import socket
+    from datetime import date
+
+    photo(20, 10).save(tmp_path / "a.png")
+    pattern = "r-{started:%Y-%m-%d}-{host}.json"
+    ran = run_cli(
+        "batch",
+        tmp_path / "a.png",
+        "-o",
+        tmp_path / "out",
+        "--backend",
+        "bicubic",
+        "--report",
+        tmp_path / pattern,
+        "-q",
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert (tmp_path / f"r-{date.today():%Y-%m-%d}-{socket.gethostname()}.json").is_file()
+
+
+@pytest.mark.parametrize("fit", ["²x100", "100x²", "١٠٠x100", " 100x100", "0x100", "100x", "x100"])
+def test_fit_takes_ascii_digits_only(tmp_path: Path, fit: str) -> None:
+    photo(20, 10).save(tmp_path / "a.png")
+    ran = run_cli("batch", tmp_path / "a.png", "-o", tmp_path / "out", "--fit", fit)
+    assert ran.returncode == 2 and "is not WxH" in ran.stderr and "Traceback" not in ran.stderr
+
+
+def test_thumbnails_never_write_through_a_planted_link(tmp_path: Path) -> None:
+    """The HTML report's thumbnails are written as outputs are (new file, then rename): a
+    symbolic link planted at a thumbnail's name is replaced, its target left as it was."""
+    photo(30, 20).save(tmp_path / "a.png")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = tmp_path / "out"
+    thumbs = tmp_path / "r-thumbs"
+    thumbs.mkdir()
+    key = hashlib.sha1(str(out / "a.png").encode()).hexdigest()[:16]
+    for name in (f"{key}.jpg", f"{key}-in.jpg"):
+        (thumbs / name).symlink_to(victim)
+    ran = run_cli(
+        "batch",
+        tmp_path / "a.png",
+        "-o",
+        out,
+        "--backend",
+        "bicubic",
+        "--report",
+        tmp_path / "r.html",
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert victim.read_text() == "precious"
+    for name in (f"{key}.jpg", f"{key}-in.jpg"):
+        assert not (thumbs / name).is_symlink() and (thumbs / name).read_bytes()[:2] == b"\xff\xd8"
