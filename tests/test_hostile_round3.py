@@ -98,3 +98,41 @@ def test_thumbnails_never_write_through_a_planted_link(tmp_path: Path) -> None:
     assert victim.read_text() == "precious"
     for name in (f"{key}.jpg", f"{key}-in.jpg"):
         assert not (thumbs / name).is_symlink() and (thumbs / name).read_bytes()[:2] == b"\xff\xd8"
+
+
+def test_truncated_and_corrupt_animations_fail_in_one_line_with_the_reason(tmp_path: Path) -> None:
+    """A GIF and an APNG cut short, and a corrupt JPEG XL: each one line, the reason a file's
+    (never "internal error"), the run goes on and exits 1."""
+    src = tmp_path / "in"
+    src.mkdir()
+    frames = [photo(40, 30, seed=i) for i in range(3)]
+    for suffix in ("gif", "png"):
+        whole = tmp_path / f"whole.{suffix}"
+        frames[0].save(whole, save_all=True, append_images=frames[1:], duration=100)
+        data = whole.read_bytes()
+        (src / f"cut_{suffix}.{suffix}").write_bytes(data[: len(data) * 2 // 3])
+    (src / "bad.jxl").write_bytes(b"\xff\x0a" + b"\x00garbage" * 20)
+    photo(20, 10).save(src / "good.png")
+    ran = run_cli("batch", src, "-o", tmp_path / "out", "--backend", "bicubic")
+    assert ran.returncode == 1, ran.stderr
+    lines = {
+        name: [line for line in ran.stderr.splitlines() if name in line]
+        for name in ("cut_gif.gif", "cut_png.png", "bad.jxl")
+    }
+    assert "truncated image file" in lines["cut_gif.gif"][0]
+    assert "truncated image file" in lines["cut_png.png"][0]
+    if "pillow_jxl" in ran.stderr or "upscaler[jxl]" not in ran.stderr:
+        assert "corrupt image data" in lines["bad.jxl"][0] or "pip install" in lines["bad.jxl"][0]
+    assert all(len(found) == 1 for found in lines.values()), ran.stderr
+    assert "internal error" not in ran.stderr and "Traceback" not in ran.stderr
+    assert (tmp_path / "out" / "good.png").is_file()
+
+
+def test_a_newline_in_a_name_stays_on_its_line(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "cut\nshort.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 20)
+    ran = run_cli("batch", src, "-o", tmp_path / "out", "--backend", "bicubic")
+    assert ran.returncode == 1
+    (line,) = [line for line in ran.stderr.splitlines() if "short.png" in line]
+    assert "cut\\nshort.png: " in line

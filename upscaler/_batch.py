@@ -34,7 +34,7 @@ from ._errors import UpscalerError
 from ._job import Record, Settings, TileCallback, is_disk_full
 from ._lock import LockTimeout, hold_lock
 from ._plan import Discovery, Location, find_jobs
-from ._redact import redact
+from ._redact import one_line, redact
 from ._registry import load_backend
 from ._report import (
     REPORT_SUFFIXES,
@@ -264,7 +264,7 @@ def _process_all(
 ) -> int:
     records = [Record(str(p), "", "failed", reason) for p, reason in found.problems]
     for r in records:
-        progress.message(f"{r.src}: {r.error}")
+        progress.message(one_line(f"{r.src}: {r.error}"))
     clock = time.perf_counter()
     engine = req.create_engine(len(found.jobs), progress)
     progress.start(len(found.jobs))

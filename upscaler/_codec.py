@@ -23,10 +23,10 @@ from typing import Any, BinaryIO
 import cv2
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageCms, PngImagePlugin, TiffImagePlugin, UnidentifiedImageError
+from PIL import Image, ImageCms, PngImagePlugin, TiffImagePlugin
 
 from ._color import to_uint8
-from ._errors import ImageError
+from ._errors import ImageError, file_reason
 from ._frames import Animation, frame_count, quantise, write_frames
 from ._png import write_png, write_png_bands
 from ._rows import Rows, collect, from_array
@@ -87,6 +87,10 @@ READABLE_SUFFIXES = frozenset(_WRITABLE)
 SEQUENCE_SUFFIXES = frozenset([".gif", ".png", ".webp", ".tif", ".tiff"])
 # Size limits are ours (decode's max_pixels), checked from the header before decoding.
 Image.MAX_IMAGE_PIXELS = None
+
+#: What Pillow and its plugins raise for a bad file (struct.error: a header cut short;
+#: RuntimeError: the JPEG XL plugin's).
+BAD_FILE = (OSError, ValueError, SyntaxError, EOFError, RuntimeError, struct.error)
 
 _MODES = {
     "1": "L",
@@ -163,8 +167,8 @@ def decode(
             return _decoded(im, path, turned)
     except ImageError:
         raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ImageError(_reason(exc)) from exc
+    except BAD_FILE as exc:
+        raise ImageError(file_reason(exc)) from exc
 
 
 def _decoded(im: Image.Image, path: Path, turned: bool) -> Decoded:
@@ -235,11 +239,11 @@ def open_rows(
                 decoded = _decoded(im, path, turned)
                 rows = from_array(decoded.pixels)
                 return Opened(rows, decoded.format, decoded.metadata, turned, False, decoded.pixels)
-            meta, fmt = image_metadata(im, streamed=True), im.format or "?"
+            meta, fmt = image_metadata(im, header_only=True), im.format or "?"
     except ImageError:
         raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        raise ImageError(_reason(exc)) from exc
+    except BAD_FILE as exc:
+        raise ImageError(file_reason(exc)) from exc
     from ._vips import read_rows
 
     return Opened(read_rows(str(path)), fmt, meta, turned, True)
@@ -366,19 +370,6 @@ def _check_header(im: Image.Image, max_pixels: int | None, size: OutputSize, tur
     checked_size(size, im.size, max_pixels, turned)
 
 
-def _reason(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    if isinstance(exc, OSError) and exc.errno is not None and exc.strerror:
-        return exc.strerror  # Permission denied, Is a directory, ...
-    if isinstance(exc, UnidentifiedImageError):
-        return "not a recognised image file"
-    if "truncated" in text.lower():
-        return "truncated image file"
-    if isinstance(exc, OSError):  # Pillow's decoders say little more than this
-        return f"corrupt image data ({text})"
-    return text.replace(str(getattr(exc, "filename", "") or "\0"), "").strip(" :'\"") or text
-
-
 def pil_to_pixels(im: Image.Image) -> NDArray[Any]:
     """A PIL image as an array the engine takes (other modes become RGB or RGBA)."""
     mode = _MODES.get(im.mode)
@@ -409,12 +400,13 @@ def _read_16bit_colour(path: Path) -> NDArray[np.uint16]:
     return np.asarray(cv2.cvtColor(arr, code), dtype=np.uint16)
 
 
-def image_metadata(im: Image.Image, streamed: bool = False) -> Metadata:
-    """What an opened image carries that outputs keep (ICC, EXIF, DPI, text, XMP). For an
-    image that is `streamed` (never decoded whole here), a PNG's text is what its header
-    holds: Pillow's `text` would decode every pixel to look for chunks after them."""
+def image_metadata(im: Image.Image, header_only: bool = False) -> Metadata:
+    """What an opened image carries that outputs keep (ICC, EXIF, DPI, text, XMP). With
+    `header_only` (an image streamed, or an animation: not decoded whole here), a PNG's text
+    is what its header holds: Pillow's `text` would decode every pixel (every frame) to look
+    for chunks after them."""
     dpi = im.info.get("dpi")
-    given = im.info if streamed and im.format == "PNG" else getattr(im, "text", {})
+    given = im.info if header_only and im.format == "PNG" else getattr(im, "text", {})
     text = {
         k: v
         for k, v in given.items()
@@ -450,7 +442,7 @@ def count_frames(path: Path) -> int:
     try:
         with Image.open(path) as im:
             return frame_count(im)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+    except BAD_FILE:
         return 1
 
 

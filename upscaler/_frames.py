@@ -18,6 +18,7 @@ cost (docs/reference.md#animations-and-multi-page-files).
 from __future__ import annotations
 
 import struct
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -27,7 +28,7 @@ from numpy.typing import NDArray
 from PIL import GifImagePlugin, Image, TiffImagePlugin
 
 from ._color import to_uint8
-from ._errors import ImageError
+from ._errors import ImageError, file_reason
 from ._memory import give_back
 from ._png import write_png_chunk, write_png_frame
 
@@ -78,9 +79,25 @@ def read_frames(
     sees each frame's size (from its header) before the frame is decoded, and raises to
     refuse it."""
     for index in range(animation.count):
-        im.seek(index)
-        check(im.size)
-        im.load()  # WebP knows a frame's duration once it is decoded
+        with warnings.catch_warnings():  # Pillow warns of some broken files: they fail here
+            warnings.simplefilter("error")
+            try:
+                im.seek(index)
+                check(im.size)
+                im.load()
+            except ImageError:
+                raise
+            except (
+                OSError,
+                ValueError,
+                SyntaxError,
+                EOFError,
+                RuntimeError,
+                struct.error,
+                Warning,
+            ) as exc:
+                raise ImageError(f"frame {index + 1}: {file_reason(exc)}") from exc
+        # loaded first: WebP knows a frame's duration once it is decoded
         animation.durations.append(int(im.info.get("duration", 0) or 0))
         animation.disposals.append(int(getattr(im, "disposal_method", 0) or 0))
         # a new image either way: the next seek changes `im`

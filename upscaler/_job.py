@@ -28,6 +28,8 @@ from . import _storage as storage
 from ._backend import Backend, BackendOptions
 from ._budget import BUDGET, estimate_bytes
 from ._codec import (
+    BAD_FILE,
+    Metadata,
     SeveralFrames,
     check_decode_size,
     decode,
@@ -45,7 +47,7 @@ from ._defaults import (
     DEFAULT_QUALITY,
     STREAM_ABOVE_PIXELS,
 )
-from ._errors import ImageError, UpscalerError
+from ._errors import ImageError, UpscalerError, file_reason
 from ._frames import Animation, describe, read_frames
 from ._memory import ensure_flat_heap, give_back
 from ._metrics import score
@@ -302,14 +304,14 @@ def _process_frames(
     started, seen = time.perf_counter(), _Seen()
     try:
         with Image.open(job.src) as im:
-            animation = describe(im)
+            animation, meta = _described(im)
             if animation.count > settings.max_frames:
                 raise ImageError(
                     f"{animation.count} frames: more than --max-frames {settings.max_frames}"
                 )
             size = _frame_size(im.size, settings)
             frames = _upscaled_frames(im, animation, settings, on_tiles, seen, named or job.dst)
-            meta = image_metadata(im).resized(im.size, size)
+            meta = meta.resized(im.size, size)
             encode_frames(frames, job.dst, animation, meta, settings.quality)
     except Exception as exc:
         full = str(job.dst.parent) if is_disk_full(exc) else None
@@ -325,6 +327,14 @@ def _process_frames(
         frames=animation.count,
         consistency_psnr=_round(min(seen.scores, default=None)),
     )
+
+
+def _described(im: Image.Image) -> tuple[Animation, Metadata]:
+    """The animation's facts and metadata from its header; ImageError for a bad file."""
+    try:
+        return describe(im), image_metadata(im, header_only=True)
+    except BAD_FILE as exc:
+        raise ImageError(file_reason(exc)) from exc
 
 
 @dataclass

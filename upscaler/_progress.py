@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ._job import Record, TileCallback
-from ._redact import redact
+from ._redact import one_line, redact
 
 if TYPE_CHECKING:  # tqdm is imported only when a bar is shown: fast start-up
     from tqdm import tqdm
@@ -45,9 +45,10 @@ class TerminalProgress:
         if record.disk_full is not None:
             pass  # said once for the run, after the images in flight (`_batch`)
         elif record.status == "failed":
-            self.message(f"{record.src}: {record.error}")
+            self.message(one_line(f"{record.src}: {record.error}"))
         elif self.verbose:
-            self.message(f"{record.status} {record.src} -> {record.dst} ({record.seconds:.2f} s)")
+            line = f"{record.status} {record.src} -> {record.dst} ({record.seconds:.2f} s)"
+            self.message(one_line(line))
         if self.bar is not None:
             self.bar.update(1)
 

@@ -14,7 +14,7 @@ import os
 import re
 from functools import lru_cache
 
-__all__ = ["redact"]
+__all__ = ["one_line", "redact"]
 
 MASK = "***"
 #: `scheme://userinfo@`: everything between `//` and `@` in the authority.
@@ -51,3 +51,12 @@ def _secret_values() -> list[str]:
 @lru_cache(maxsize=8)
 def _secret_names(names: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(name for name in names if _SECRET_NAME.search(name))
+
+
+def one_line(text: str) -> str:
+    """`text` with control characters (a newline in a file name...) escaped as Python writes
+    them (\\n, \\x1b), so that one image is one line on stderr and in cron's mail."""
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
