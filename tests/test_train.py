@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from conftest import BSDS, run_cli, upscaler_command
 from upscaler._train import TrainConfig, make_pair, sample_batch
@@ -300,3 +301,60 @@ def test_rescale_option_is_recorded(photos: Path, tmp_path: Path) -> None:
     assert facts["config"]["rescales"] == [1.0, 0.7]
     trained_on = facts["photos"] - facts["validation_photos"]
     assert facts["training_pairs"] == 2 * trained_on > 0
+
+
+def test_jpeg_degraded_pairs_are_whole_photos_saved_as_jpeg(photos: Path) -> None:
+    """--jpeg-quality: the low-resolution photo is saved whole as a JPEG of the drawn quality
+    (blocks aligned as in real files) and read back; the qualities are seeded and in range."""
+    import io
+
+    from upscaler._color import rgb_to_y
+    from upscaler._train import jpeg_qualities
+
+    path = sorted(photos.glob("*.jpg"))[0]
+    clean, degraded = make_pair(path, 3), make_pair(path, 3, jpeg=60)
+    assert np.array_equal(clean.hr, degraded.hr) and not np.array_equal(clean.lr, degraded.lr)
+    with Image.open(path) as im:
+        rgb = im.convert("RGB")
+    w, h = rgb.width // 3 * 3, rgb.height // 3 * 3
+    lr = rgb.crop((0, 0, w, h)).resize((w // 3, h // 3), Image.Resampling.BICUBIC)
+    buf = io.BytesIO()
+    lr.save(buf, "JPEG", quality=60)
+    expected = rgb_to_y(np.asarray(Image.open(buf).convert("RGB"), np.float32) / 255)
+    assert np.array_equal(degraded.lr, expected)
+    cfg = TrainConfig(factor=3, jpeg_quality=(50, 95), seed=4)
+    drawn = [q for i in range(50) for q in jpeg_qualities(cfg, i, 4)]
+    assert drawn == [q for i in range(50) for q in jpeg_qualities(cfg, i, 4)]
+    assert all(50 <= q <= 95 for q in drawn) and len(set(drawn)) > 20  # type: ignore[operator]
+    assert jpeg_qualities(TrainConfig(factor=3), 0, 4) == [None]
+
+
+def test_init_starts_a_branched_model_as_the_given_model(tmp_path: Path) -> None:
+    """--init with --branch-scale: the plain kernels take the model's weights and the added
+    branches start at zero, so before any step the network is exactly that model."""
+    from upscaler._model import build_espcn, plain_copy
+    from upscaler._train import _start_from
+
+    rng = np.random.default_rng(0)
+    source = build_espcn(2)
+    source.set_weights(
+        [rng.normal(0, 0.1, w.shape).astype(np.float32) for w in source.get_weights()]
+    )
+    source.save(tmp_path / "init.keras")
+    branched = build_espcn(2, branch_scale=1.0)
+    _start_from(branched, tmp_path / "init.keras", 2)
+    x = rng.random((1, 20, 24, 1)).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(branched(x)), np.asarray(source(x)), atol=1e-5)
+    for a, b in zip(plain_copy(branched, 2).get_weights(), source.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-6)
+    wrong = build_espcn(3, branch_scale=1.0)
+    with pytest.raises(ValueError, match="not an ESPCN x3"):
+        _start_from(wrong, tmp_path / "init.keras", 3)
+
+
+def test_train_refuses_a_bad_jpeg_quality_range(photos: Path, tmp_path: Path) -> None:
+    for bad in ("90-50", "0-50", "50-101", "high"):
+        ran = run_cli(*_args(photos, tmp_path / "m.keras"), "--jpeg-quality", bad)
+        assert ran.returncode == 2, (bad, ran.stderr)
+        assert "--jpeg-quality" in ran.stderr or "JPEG qualities" in ran.stderr, bad
+        assert not (tmp_path / "m.keras").exists()

@@ -316,17 +316,18 @@ def _start_from(model: Any, path: Path, factor: int) -> None:
     from ._reparam import ReparamConv2D
 
     source = load_model(str(path))
-    if source.output_shape[-3:] != model.output_shape[-3:] or len(source.layers) != len(
-        model.layers
-    ):
+
+    def plain(layer: Any) -> list[Any]:
+        return [layer.kernel, layer.bias] if isinstance(layer, ReparamConv2D) else layer.weights
+
+    pairs = list(zip(model.layers, source.layers, strict=False))
+    shapes = [[tuple(w.shape) for w in plain(mine)] for mine, _ in pairs]
+    theirs = [[tuple(w.shape) for w in layer.get_weights()] for _, layer in pairs]
+    if len(source.layers) != len(model.layers) or shapes != theirs:
         raise ValueError(f"--init {path} is not an ESPCN x{factor} model")
-    for mine, theirs in zip(model.layers, source.layers, strict=True):
-        weights = theirs.get_weights()
-        if isinstance(mine, ReparamConv2D):
-            mine.kernel.assign(weights[0])
-            mine.bias.assign(weights[1])
-        elif weights:
-            mine.set_weights(weights)
+    for mine, other in pairs:
+        for variable, value in zip(plain(mine), other.get_weights(), strict=True):
+            variable.assign(value)
 
 
 def _inference_copy(model: Any, factor: int) -> Any:
