@@ -6,8 +6,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
+import upscaler
 from conftest import photo, run_cli
 
 
@@ -136,3 +139,70 @@ def test_a_newline_in_a_name_stays_on_its_line(tmp_path: Path) -> None:
     assert ran.returncode == 1
     (line,) = [line for line in ran.stderr.splitlines() if "short.png" in line]
     assert "cut\\nshort.png: " in line
+
+
+def _ramp(width: int = 40, height: int = 30) -> np.ndarray:
+    return np.tile(np.linspace(0.0, 1.0, width), (height, 1))
+
+
+def test_sixteen_bit_frames_to_gif_and_webp_keep_their_greys(tmp_path: Path) -> None:
+    """A 2-page 16-bit grey TIFF ramp written as GIF and WebP: the ramp, not white."""
+    src = tmp_path / "in"
+    src.mkdir()
+    ramp = (_ramp() * 65535).astype(np.uint16)
+    pages = [Image.fromarray(ramp), Image.fromarray(np.ascontiguousarray(ramp[:, ::-1]))]
+    pages[0].save(src / "ramp.tif", save_all=True, append_images=pages[1:])
+    for fmt in ("gif", "webp"):
+        ran = run_cli(
+            "batch",
+            src,
+            "-o",
+            tmp_path / fmt,
+            "--factor",
+            "2",
+            "--backend",
+            "bicubic",
+            "--format",
+            fmt,
+        )
+        assert ran.returncode == 0, ran.stderr
+        with Image.open(tmp_path / fmt / f"ramp.{fmt}") as im:
+            for i in range(2):
+                im.seek(i)
+                grey = np.asarray(im.convert("L"), float)
+                dark = min(grey[:, :4].mean(), grey[:, -4:].mean())  # a ramp, one way or the other
+                assert abs(grey.mean() - 127.5) < 6 and dark < 20, (fmt, grey.mean())
+
+
+@pytest.mark.parametrize(
+    ("mode", "values", "ok"),
+    [
+        ("F", _ramp(), True),
+        ("F", _ramp() * 4, False),
+        ("I", (_ramp() * 65535).astype(np.int32), True),
+        ("I", (_ramp() * 70000).astype(np.int32), False),
+    ],
+)
+def test_32_bit_greys_follow_one_range_rule(
+    tmp_path: Path, mode: str, values: np.ndarray, ok: bool
+) -> None:
+    """Float greys from 0 to 1 and integer greys from 0 to 65535 become 16-bit greys, through
+    the command and the API; other ranges are refused in one line, never clipped."""
+    src = tmp_path / "in"
+    src.mkdir()
+    image = Image.fromarray(values.astype(np.float32 if mode == "F" else np.int32), mode)
+    image.save(src / "wide.tif")
+    ran = run_cli("batch", src, "-o", tmp_path / "out", "--factor", "2", "--backend", "bicubic")
+    if not ok:
+        assert ran.returncode == 1 and "Traceback" not in ran.stderr
+        (line,) = [line for line in ran.stderr.splitlines() if "wide.tif" in line]
+        assert "only 0 to" in line
+        with pytest.raises(upscaler.ImageError if hasattr(upscaler, "ImageError") else Exception):
+            upscaler.upscale_image(image, factor=2, backend="bicubic")
+        return
+    assert ran.returncode == 0, ran.stderr
+    with Image.open(tmp_path / "out" / "wide.tif") as out:
+        got = np.asarray(out).astype(float) / 65535
+    assert out.size == (80, 60) and abs(got.mean() - 0.5) < 0.02 and got.max() > 0.95
+    api = np.asarray(upscaler.upscale_image(image, factor=2, backend="bicubic")).astype(float)
+    assert abs(api.mean() / 65535 - 0.5) < 0.02

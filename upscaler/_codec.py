@@ -371,13 +371,40 @@ def _check_header(im: Image.Image, max_pixels: int | None, size: OutputSize, tur
 
 
 def pil_to_pixels(im: Image.Image) -> NDArray[Any]:
-    """A PIL image as an array the engine takes (other modes become RGB or RGBA)."""
+    """A PIL image as an array the engine takes (other modes become RGB or RGBA).
+
+    32-bit greys are never clipped: a float image ("F") must hold values from 0 to 1 (black
+    to white) and becomes 16-bit grey; an integer one ("I") must hold values from 0 to 65535
+    (16-bit samples, as Pillow reads some 16-bit files) and becomes 16-bit grey as it is;
+    anything else is refused (ImageError), since no range rule would be right for it."""
+    if im.mode in ("F", "I"):
+        return _wide_grey(np.asarray(im), im.mode)
     mode = _MODES.get(im.mode)
     if mode is None:
         has_alpha = "A" in im.mode or "transparency" in im.info
         mode = "RGBA" if has_alpha else "RGB"
     arr = np.asarray(im.convert(mode) if mode != im.mode and mode != "I;16" else im)
     return arr.astype(np.uint16) if mode == "I;16" else arr
+
+
+def _wide_grey(values: NDArray[Any], mode: str) -> NDArray[np.uint16]:
+    """A 32-bit float ("F", 0 to 1) or integer ("I", 0 to 65535) grey image as 16-bit grey."""
+    if values.size == 0:
+        return values.astype(np.uint16)
+    low, high = float(np.min(values)), float(np.max(values))
+    if mode == "F":
+        if not (np.isfinite(low) and np.isfinite(high) and 0.0 <= low and high <= 1.0):
+            raise ImageError(
+                f"32-bit float image with values from {low:g} to {high:g}: only 0 to 1 "
+                "(black to white) is taken"
+            )
+        return np.asarray(np.rint(values.astype(np.float64) * 65535.0), dtype=np.uint16)
+    if low < 0 or high > 65535:
+        raise ImageError(
+            f"32-bit integer image with values from {low:g} to {high:g}: only 0 to 65535 "
+            "(16-bit samples) is taken"
+        )
+    return values.astype(np.uint16)
 
 
 def _is_16bit_colour(im: Image.Image, path: Path) -> bool:

@@ -182,7 +182,7 @@ def _write_held(
     options: dict[str, object],
 ) -> None:
     """A writer that takes every frame first (Pillow's WebP)."""
-    images = [_as_image(f) for f in frames]
+    images = [_as_image(f, keep_16bit=False) for f in frames]
     opts = dict(options, duration=list(animation.durations))
     if animation.loop is not None:
         opts["loop"] = animation.loop
@@ -202,7 +202,7 @@ def _write_gif(frames: Iterator[NDArray[Any]], fh: BinaryIO, animation: Animatio
     whole, quantised with its own palette (the first one's in the global table), with its
     duration, disposal and transparency."""
     for index, frame in enumerate(frames):
-        image = _as_image(frame)
+        image = _as_image(frame, keep_16bit=False)
         del frame  # the frame's array goes while it is quantised
         indexed = quantise(image)
         del image
@@ -270,8 +270,10 @@ def _with_channels(frame: NDArray[Any], channels: int) -> NDArray[Any]:
     return np.asarray(_as_image(frame).convert(_PIL_MODES[channels]))
 
 
-def _as_image(frame: NDArray[Any]) -> Image.Image:
-    keep = frame.dtype == np.uint16 and frame.ndim == 2
+def _as_image(frame: NDArray[Any], keep_16bit: bool = True) -> Image.Image:
+    """A frame as a Pillow image: 16-bit grey as "I;16" where the writer keeps it (TIFF),
+    else scaled to 8 bits (Pillow's own conversion of "I;16" to RGB clips: white)."""
+    keep = keep_16bit and frame.dtype == np.uint16 and frame.ndim == 2
     return Image.fromarray(np.ascontiguousarray(frame if keep else to_uint8(frame)))
 
 
