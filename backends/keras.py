@@ -45,6 +45,12 @@ def _set_threads(threads: int | None) -> None:
 class _Plugin:
     factors = (2, 3, 4)
 
+    def models(self, factor: int) -> tuple[str, ...]:
+        """The shipped weights for `factor` ("clean", and "jpeg" where trained)."""
+        from upscaler.weights import shipped_models
+
+        return tuple(str(model) for model in shipped_models(factor))
+
     def precision(self, wanted: str = "auto") -> str:
         """What `wanted` runs as here: fp32, or a BackendError."""
         return fp32_only(wanted, "keras")
@@ -66,7 +72,7 @@ class _Plugin:
         from upscaler._model import load_model
         from upscaler.weights import shipped_weights
 
-        path = options.weights or shipped_weights(factor, "keras")
+        path = options.weights or shipped_weights(factor, "keras", options.model)
         try:
             model = load_model(str(path))
         except Exception as exc:

@@ -47,6 +47,12 @@ def _providers(device: str) -> list[str]:
 class _Plugin:
     factors = (2, 3, 4)
 
+    def models(self, factor: int) -> tuple[str, ...]:
+        """The shipped weights for `factor` ("clean", and "jpeg" where trained)."""
+        from upscaler.weights import shipped_models
+
+        return tuple(str(model) for model in shipped_models(factor))
+
     def precision(self, wanted: str = "auto") -> str:
         """What `wanted` runs as here: fp32, or a BackendError."""
         return fp32_only(wanted, "onnx")
@@ -62,7 +68,7 @@ class _Plugin:
 
         from upscaler.weights import shipped_weights
 
-        path = options.weights or shipped_weights(factor, "onnx")
+        path = options.weights or shipped_weights(factor, "onnx", options.model)
         so = ort.SessionOptions()
         if options.threads:
             so.intra_op_num_threads = options.threads

@@ -106,6 +106,12 @@ def _converter_on_demand(name: str) -> object:
 class _Plugin:
     factors = (2, 3, 4)
 
+    def models(self, factor: int) -> tuple[str, ...]:
+        """The shipped weights for `factor` ("clean", and "jpeg" where trained)."""
+        from upscaler.weights import shipped_models
+
+        return tuple(str(model) for model in shipped_models(factor))
+
     def unavailable_reason(self) -> str | None:
         if importlib.util.find_spec("openvino") is None:
             return "needs `pip install openvino`"
@@ -125,7 +131,7 @@ class _Plugin:
 
         from upscaler.weights import shipped_weights
 
-        path = options.weights or shipped_weights(factor, "onnx")
+        path = options.weights or shipped_weights(factor, "onnx", options.model)
         try:
             compiled = ov.Core().compile_model(str(path), "CPU", _config(options, precision))
         except Exception as exc:

@@ -1,8 +1,11 @@
 """Write weights/manifest.json: sha256 of each shipped model and its Set5 PSNR.
 
 Usage: python scripts/build_manifest.py [SHARED_DIR [FACTS_DIR]]   (after training and export)
-FACTS_DIR holds the espcn_xN.json files that `upscaler train` wrote (default: weights/); their
-steps, learning rate, branch scale and best epoch are copied per model.
+FACTS_DIR holds the espcn_xN.json (and espcn_xN_jpeg.json) files that `upscaler train` wrote
+(default: weights/); their steps, learning rate, branch scale, JPEG qualities, starting model
+and best epoch are copied per model. Models for JPEG inputs (weights/espcn_xN_jpeg.onnx, where
+present) go to "jpeg_models", scored on Set5's low-resolution images saved as JPEG at quality
+75 and 90 (Pillow, 4:2:0) and as they are.
 The PSNR comes from the real engine with the onnx backend and the shared protocol; the
 manifest's "training" section is kept as it is.
 """
@@ -10,12 +13,14 @@ manifest's "training" section is kept as it is.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from upscaler import upscale_array
 from upscaler._codec import decode
@@ -25,11 +30,15 @@ ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "weights"
 
 
-def set5_psnr(shared: Path, factor: int, model: Path) -> float:
+def set5_psnr(shared: Path, factor: int, model: Path, jpeg: int | None = None) -> float:
     folder = shared / "data" / "Set5" / f"image_SRF_{factor}"
     scores = []
     for lr_path in sorted(folder.glob("*_LR.png")):
         lr = decode(lr_path).pixels
+        if jpeg is not None:
+            buf = io.BytesIO()
+            Image.fromarray(lr).convert("RGB").save(buf, "JPEG", quality=jpeg)
+            lr = np.asarray(Image.open(buf).convert("RGB"))
         hr = decode(Path(str(lr_path).replace("_LR", "_HR"))).pixels
         scores.append(psnr_y(upscale_array(lr, factor, "onnx", weights=model), hr, factor))
     return round(float(np.mean(scores)), 3)
@@ -39,23 +48,27 @@ def _read_json(path: Path) -> dict[str, Any]:
     return dict(json.loads(path.read_text())) if path.exists() else {}
 
 
-def entry(shared: Path, factor: int, facts_dir: Path) -> dict[str, object]:
-    stem = WEIGHTS / f"espcn_x{factor}"
+def entry(shared: Path, factor: int, facts_dir: Path, suffix: str = "") -> dict[str, object]:
+    stem = WEIGHTS / f"espcn_x{factor}{suffix}"
     files = {kind: stem.with_suffix(f".{kind}") for kind in ("onnx", "keras")}
-    facts = _read_json(facts_dir / f"espcn_x{factor}.json")
+    facts = _read_json(facts_dir / f"{stem.name}.json")
     digests = {k: hashlib.sha256(p.read_bytes()).hexdigest() for k, p in files.items()}
+    scores: dict[str, object] = {"set5_psnr_y": set5_psnr(shared, factor, files["onnx"])}
+    if suffix:  # a model for JPEG inputs: scored on JPEG inputs too
+        for quality in (75, 90):
+            scores[f"set5_psnr_y_q{quality}"] = set5_psnr(shared, factor, files["onnx"], quality)
     return {
         "factor": factor,
         **{kind: {"file": p.name, "sha256": digests[kind]} for kind, p in files.items()},
         **_recipe(facts),
-        "set5_psnr_y": set5_psnr(shared, factor, files["onnx"]),
+        **scores,
     }
 
 
 def _recipe(facts: dict[str, Any]) -> dict[str, object]:
     """What differs between factors: steps, learning rate, branches, the epoch kept."""
     config = facts.get("config", {})
-    keys = ("steps", "learning_rate", "branch_scale")
+    keys = ("steps", "learning_rate", "branch_scale", "jpeg_quality", "jpeg_variants", "init")
     found = {k: config[k] for k in keys if config.get(k) is not None}
     return found | {k: facts[k] for k in ("best_epoch", "best_val_whole_psnr") if k in facts}
 
@@ -65,9 +78,17 @@ def main() -> None:
     facts_dir = Path(sys.argv[2]) if len(sys.argv) > 2 else WEIGHTS
     old = _read_json(WEIGHTS / "manifest.json")
     models = [entry(shared, f, facts_dir) for f in (2, 3, 4)]
+    jpeg = [
+        entry(shared, f, facts_dir, "_jpeg")
+        for f in (2, 3, 4)
+        if (WEIGHTS / f"espcn_x{f}_jpeg.onnx").exists()
+    ]
     manifest = {"training": old.get("training", {}), "models": models}
+    if jpeg:
+        manifest["jpeg_training"] = old.get("jpeg_training", {})
+        manifest["jpeg_models"] = jpeg
     (WEIGHTS / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    print(json.dumps(models, indent=2))
+    print(json.dumps(models + jpeg, indent=2))
 
 
 if __name__ == "__main__":

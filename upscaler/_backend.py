@@ -33,6 +33,10 @@ class BackendOptions:
     #: Images this process runs through the backend at the same time (threads calling
     #: `upscale`); None: as many as `threads` leaves cores for.
     concurrent: int | None = None
+    #: Which of a backend's own weights: "clean" (photos as they are) or "jpeg" (photos
+    #: stored as JPEG). A plugin lists what it has for a factor in an optional
+    #: `models(factor)`; one without it has only "clean" and ignores this.
+    model: str = "clean"
 
 
 @runtime_checkable

@@ -112,6 +112,7 @@ class BatchRequest:
     shrink: bool = False
     max_frames: int = DEFAULT_MAX_FRAMES
     max_decode_pixels: int = DEFAULT_MAX_DECODE_PIXELS
+    input_kind: str = "auto"
 
     def output_size(self) -> OutputSize:
         """How large each output is made (ValueError for sizes that do not go together)."""
@@ -148,6 +149,7 @@ class BatchRequest:
             max_pixels=self.max_pixels,
             max_frames=self.max_frames,
             max_decode_pixels=self.max_decode_pixels,
+            input_kind=self.input_kind,
             size=None if self.output_size().factor else self.output_size(),
         )
 

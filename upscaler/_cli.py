@@ -193,6 +193,15 @@ def cli() -> None:
     "backend), else fp32.",
 )
 @click.option(
+    "--input-kind",
+    type=click.Choice(["auto", "clean", "jpeg"]),
+    default="auto",
+    show_default=True,
+    help="Which shipped weights: auto picks per image, the JPEG weights for a JPEG whose "
+    "quantisation tables say quality 96 or less (where trained for the factor: x3 today), "
+    "else the clean ones; clean or jpeg forces one. --weights is never switched.",
+)
+@click.option(
     "--weights",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     help="Model file instead of the shipped one: .onnx (onnx, openvino) or .keras (keras).",
@@ -426,6 +435,14 @@ def backends() -> None:
         )
     native = ", ".join(bf16_features()) or "none"
     click.echo(f"native bfloat16 on this CPU: {native}; --precision auto follows it")
+    from .weights import shipped_models
+
+    by_model: dict[str, list[str]] = {}
+    for factor in (2, 3, 4):
+        for model in shipped_models(factor):
+            by_model.setdefault(model, []).append(f"x{factor}")
+    sets = "; ".join(f"{model} {','.join(f)}" for model, f in by_model.items())
+    click.echo(f"shipped weights (onnx, openvino, keras): {sets}; --input-kind picks them")
 
 
 @cli.command(short_help="Train ESPCN on photos (keras extra).")

@@ -28,6 +28,7 @@ from PIL import Image, ImageCms, PngImagePlugin, TiffImagePlugin
 from ._color import to_uint8
 from ._errors import ImageError, file_reason
 from ._frames import Animation, frame_count, quantise, write_frames
+from ._jpeg import estimate_quality
 from ._png import write_png, write_png_bands
 from ._rows import Rows, collect, from_array
 from ._size import OutputSize, checked_size
@@ -210,6 +211,8 @@ class Opened:
     streamed: bool = False
     #: The whole decoded pixels when not streamed (thumbnails and scores use them).
     pixels: NDArray[Any] | None = None
+    #: A JPEG's quality estimated from its quantisation tables (`_jpeg`); None otherwise.
+    jpeg_quality: int | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -233,12 +236,14 @@ def open_rows(
         with Image.open(path) as im:
             turned = _turned(im)
             _check_header(im, max_pixels, size, turned)
+            quality = estimate_quality(getattr(im, "quantization", None))
             streams = im.width * im.height > stream_above and _streamable(im, path)
             if not streams:
                 check_decode_size(im.size, max_decode_pixels, _whole_reason(im))
-                decoded = _decoded(im, path, turned)
-                rows = from_array(decoded.pixels)
-                return Opened(rows, decoded.format, decoded.metadata, turned, False, decoded.pixels)
+                d = _decoded(im, path, turned)
+                return Opened(
+                    from_array(d.pixels), d.format, d.metadata, turned, False, d.pixels, quality
+                )
             meta, fmt = image_metadata(im, header_only=True), im.format or "?"
     except ImageError:
         raise
@@ -246,7 +251,7 @@ def open_rows(
         raise ImageError(file_reason(exc)) from exc
     from ._vips import read_rows
 
-    return Opened(read_rows(str(path)), fmt, meta, turned, True)
+    return Opened(read_rows(str(path)), fmt, meta, turned, True, jpeg_quality=quality)
 
 
 def _streamable(im: Image.Image, path: Path) -> bool:

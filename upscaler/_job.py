@@ -49,14 +49,15 @@ from ._defaults import (
 )
 from ._errors import ImageError, UpscalerError, file_reason
 from ._frames import Animation, describe, read_frames
+from ._jpeg import CLEAN_FROM
 from ._memory import ensure_flat_heap, give_back
 from ._metrics import score
 from ._pipeline import Watch, output_rows
 from ._plan import Job, find_reference
 from ._redact import redact
-from ._registry import load_backend
+from ._registry import backend_models, load_backend
 from ._rows import Window, collect, from_array
-from ._size import OutputSize, checked_size
+from ._size import OutputSize, checked_size, network_passes
 from ._thumbs import write_thumbnails
 
 __all__ = [
@@ -104,6 +105,8 @@ class Settings:
     max_frames: int = DEFAULT_MAX_FRAMES
     #: Largest picture decoded whole (not in strips), in pixels (--max-decode-pixels).
     max_decode_pixels: int = DEFAULT_MAX_DECODE_PIXELS
+    #: --input-kind: "auto" (each JPEG's quality picks the weights), "clean" or "jpeg".
+    input_kind: str = "auto"
 
     def output_size(self) -> OutputSize:
         """How large each output is made."""
@@ -127,6 +130,11 @@ class Record:
     scale: float | None = None
     #: Frames (or pages) of an animation or multi-page file; None for a still image.
     frames: int | None = None
+    #: The weights the network ran: "clean", "jpeg" (for JPEG inputs) or "own" (--weights);
+    #: None without a choice (bicubic, plugins without weights of their own, no network).
+    model: str | None = None
+    #: A JPEG input's quality estimated from its quantisation tables; None for other formats.
+    jpeg_quality: int | None = None
     #: Y-PSNR of the output shrunk back to the input's size, against the input (dB).
     consistency_psnr: float | None = None
     #: The consistency PSNR is under the run's floor (`_report.flag_suspects`): look at it.
@@ -256,9 +264,15 @@ def _process_held(
         except SeveralFrames:
             return _process_frames(job, settings, on_tiles, base, named)
         size = settings.output_size().stored_size_for(*image.size, image.turned)
+        model = _model_for(settings, network_passes(image.size, size), image.jpeg_quality)
         window = Window(image.rows, readers=2)
         out = output_rows(
-            window.reader(0), size, _backends(settings), settings.tile, settings.overlap, on_tiles
+            window.reader(0),
+            size,
+            _backends(settings, model),
+            settings.tile,
+            settings.overlap,
+            on_tiles,
         )
         watch = Watch(
             window.reader(1), out, settings.thumbnails is not None, settings.reference is not None
@@ -286,13 +300,43 @@ def _process_held(
         input_size=image.size,
         output_size=size,
         scale=round(size[0] / image.size[0], 4),
+        model=model,
+        jpeg_quality=image.jpeg_quality,
         **scores,
     )
 
 
-def _backends(settings: Settings) -> Callable[[int], Backend]:
-    """The run's backend at each factor (loaded once per process, `_registry`'s cache)."""
-    return lambda factor: load_backend(settings.backend, factor, settings.options)
+def _backends(settings: Settings, model: str | None = None) -> Callable[[int, bool], Backend]:
+    """The run's backend at each factor (loaded once per process, `_registry`'s cache): the
+    first network pass, which sees the input as stored, with the weights of `model`; later
+    passes see the network's own output, which is clean."""
+
+    def backend_for(factor: int, first: bool) -> Backend:
+        options = settings.options
+        if first and model not in (None, "clean", "own"):
+            options = replace(options, model=model)
+        return load_backend(settings.backend, factor, options)
+
+    return backend_for
+
+
+def _model_for(settings: Settings, passes: tuple[int, ...], jpeg_quality: int | None) -> str | None:
+    """Which weights the first network pass runs: "own" (--weights: never switched), "jpeg"
+    for a JPEG under quality CLEAN_FROM (or when --input-kind jpeg asks) where the backend
+    has JPEG weights for the factor, else "clean"; None when no network runs or the backend
+    has no choice of weights (bicubic, most plugins)."""
+    if not passes:
+        return None
+    if settings.options.weights is not None:
+        return "own"
+    models = backend_models(settings.backend, passes[0])
+    if not models:
+        return None
+    wanted = settings.input_kind
+    if wanted == "auto":
+        compressed = jpeg_quality is not None and jpeg_quality < CLEAN_FROM
+        wanted = "jpeg" if compressed else "clean"
+    return wanted if wanted in models else "clean"
 
 
 def _process_frames(
@@ -325,6 +369,7 @@ def _process_frames(
         output_size=seen.sizes[1],
         scale=round(seen.sizes[1][0] / seen.sizes[0][0], 4),
         frames=animation.count,
+        model=_model_for(settings, network_passes(*seen.sizes), None),
         consistency_psnr=_round(min(seen.scores, default=None)),
     )
 

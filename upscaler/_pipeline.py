@@ -37,19 +37,19 @@ _LUMA_BYTES = 2 << 20
 def output_rows(
     source: Reader,
     size: tuple[int, int],
-    backend_for: Callable[[int], Backend],
+    backend_for: Callable[[int, bool], Backend],
     tile: int | None,
     overlap: int | None,
     on_tiles: TileCallback | None = None,
 ) -> Rows:
     """The output of `size` (width, height) as a stream: the network at each factor of
-    `network_passes` (`backend_for(factor)` gives its backend), then an antialiased bicubic
-    resize to the exact size where still needed."""
+    `network_passes` (`backend_for(factor, first pass?)` gives its backend), then an
+    antialiased bicubic resize to the exact size where still needed."""
     passes = network_passes(source.rows.size, size)
     if not passes and source.rows.size == size:
         return _through(source)  # kept as it is (--width of its own width...)
-    for factor in passes:
-        rows = upscaled(source, backend_for(factor), tile, overlap, on_tiles)
+    for index, factor in enumerate(passes):
+        rows = upscaled(source, backend_for(factor, index == 0), tile, overlap, on_tiles)
         if rows.size == size:
             return rows
         source = Window(rows).reader()

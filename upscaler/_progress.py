@@ -47,7 +47,11 @@ class TerminalProgress:
         elif record.status == "failed":
             self.message(one_line(f"{record.src}: {record.error}"))
         elif self.verbose:
-            line = f"{record.status} {record.src} -> {record.dst} ({record.seconds:.2f} s)"
+            line = f"{record.status} {record.src} -> {record.dst} ({record.seconds:.2f} s"
+            if record.model is not None:
+                quality = f", JPEG q{record.jpeg_quality}" if record.jpeg_quality else ""
+                line += f", {record.model} weights{quality}"
+            line += ")"
             self.message(one_line(line))
         if self.bar is not None:
             self.bar.update(1)

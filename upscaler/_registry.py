@@ -10,7 +10,14 @@ from importlib.metadata import EntryPoint, entry_points
 from ._backend import Backend, BackendOptions, BackendPlugin
 from ._errors import BackendError
 
-__all__ = ["BackendInfo", "auto_precision", "describe_backends", "load_backend", "load_plugin"]
+__all__ = [
+    "backend_models",
+    "BackendInfo",
+    "auto_precision",
+    "describe_backends",
+    "load_backend",
+    "load_plugin",
+]
 
 GROUP = "upscaler.backends"
 
@@ -70,6 +77,15 @@ def auto_precision(plugin: BackendPlugin) -> str | None:
         return str(decide("auto"))
     except BackendError:
         return None
+
+
+@lru_cache(maxsize=32)
+def backend_models(name: str, factor: int) -> tuple[str, ...]:
+    """The weights a backend has for `factor` (its optional `models(factor)`: "clean", and
+    "jpeg" where trained); () for a backend without a choice of weights (bicubic, most
+    plugins)."""
+    listed = getattr(load_plugin(name), "models", None)
+    return tuple(listed(factor)) if listed is not None else ()
 
 
 _DEFAULT_OPTIONS = BackendOptions()

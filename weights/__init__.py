@@ -10,7 +10,7 @@ from typing import Any
 
 from upscaler._errors import BackendError
 
-__all__ = ["manifest", "shipped_weights", "verify_file"]
+__all__ = ["manifest", "shipped_models", "shipped_weights", "verify_file"]
 
 _MANIFEST = "manifest.json"
 
@@ -26,11 +26,23 @@ def manifest() -> dict[str, Any]:
     return dict(json.loads(text))
 
 
-def shipped_weights(factor: int, kind: str) -> Path:
-    """Path of the shipped `kind` ("onnx" or "keras") model for `factor`, verified."""
-    entry = next((m for m in manifest()["models"] if m["factor"] == factor), None)
+def _entries(model: str) -> list[dict[str, Any]]:
+    """The manifest's entries of `model`: "models" (clean) or "jpeg_models"."""
+    key = "models" if model == "clean" else f"{model}_models"
+    return list(manifest().get(key, []))
+
+
+def shipped_models(factor: int) -> tuple[str, ...]:
+    """The shipped models for `factor`: "clean", and "jpeg" where it has been trained."""
+    return tuple(m for m in ("clean", "jpeg") if any(e["factor"] == factor for e in _entries(m)))
+
+
+def shipped_weights(factor: int, kind: str, model: str = "clean") -> Path:
+    """Path of the shipped `kind` ("onnx" or "keras") file of `model` ("clean" or "jpeg")
+    for `factor`, verified."""
+    entry = next((m for m in _entries(model) if m["factor"] == factor), None)
     if entry is None:
-        raise BackendError(f"no shipped weights for x{factor}")
+        raise BackendError(f"no shipped {model} weights for x{factor}")
     path = Path(str(resources.files(__name__).joinpath(entry[kind]["file"])))
     verify_file(path, entry[kind]["sha256"])
     return path
