@@ -28,14 +28,19 @@ def upscale_array(
     device: str = "cpu",
     threads: int | None = None,
     precision: str = "auto",
+    model: str = "clean",
 ) -> NDArray[Any]:
     """Upscale an (H, W) or (H, W, C) uint8/uint16/float32 array (C: 2=LA, 3=RGB, 4=RGBA).
 
     float32 values are taken to be in [0, 1]. Returns the same dtype and channels. The
     backend defaults to `upscaler batch`'s: openvino (bfloat16) where the CPU computes
-    bfloat16 natively, else onnx.
+    bfloat16 natively, else onnx. `model="jpeg"` runs the weights trained for JPEG inputs
+    (pixels carry no file to tell: say so for pixels decoded from a JPEG); a factor without
+    them raises BackendError.
     """
-    options = BackendOptions(weights=weights, device=device, threads=threads, precision=precision)
+    options = BackendOptions(
+        weights=weights, device=device, threads=threads, precision=precision, model=model
+    )
     loaded = load_backend(backend or default_backend(device), factor, options)
     return upscale_pixels(pixels, loaded, tile, overlap)
 
