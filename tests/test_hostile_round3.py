@@ -206,3 +206,30 @@ def test_32_bit_greys_follow_one_range_rule(
     assert out.size == (80, 60) and abs(got.mean() - 0.5) < 0.02 and got.max() > 0.95
     api = np.asarray(upscaler.upscale_image(image, factor=2, backend="bicubic")).astype(float)
     assert abs(api.mean() / 65535 - 0.5) < 0.02
+
+
+def test_links_to_nowhere_without_an_image_name_are_ignored(tmp_path: Path) -> None:
+    """A dangling link to a non-image and a link loop without an image suffix are not images:
+    ignored (exit 0 every night); a dangling link with an image name still fails."""
+    src = tmp_path / "in"
+    src.mkdir()
+    photo(20, 10).save(src / "a.png")
+    (src / "notes.txt").symlink_to("/nonexistent/notes.txt")
+    (src / "loop").symlink_to("loop")
+    ran = run_cli("batch", src, "-o", tmp_path / "out", "--backend", "bicubic")
+    assert ran.returncode == 0, ran.stderr
+    (src / "gone.png").symlink_to("/nonexistent/gone.png")
+    ran = run_cli("batch", src, "-o", tmp_path / "out2", "--backend", "bicubic")
+    assert ran.returncode == 1 and "gone.png: dangling symbolic link" in ran.stderr
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo"])
+def test_an_input_that_is_not_a_file_is_a_usage_error(tmp_path: Path, kind: str) -> None:
+    import os
+
+    given = Path("/dev/zero") if kind == "device" else tmp_path / "fifo"
+    if kind == "fifo":
+        os.mkfifo(given)
+    ran = run_cli("batch", given, "-o", tmp_path / "out")
+    assert ran.returncode == 2 and "not a regular file or folder" in ran.stderr
+    assert not (tmp_path / "out").exists()

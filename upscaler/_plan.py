@@ -122,6 +122,8 @@ def discover(inputs: Sequence[Path], out: Path | None, factor: int | str, fmt: s
             raise MissingInput(
                 f"{given}: {'dangling symbolic link' if link else 'no such file or folder'}"
             )
+        if not (given.is_file() or given.is_dir()):  # a device, a FIFO, a socket
+            raise MissingInput(f"{given}: not a regular file or folder")
     found = Discovery()
     roots = [_absolute(p) for p in inputs if p.is_dir()]
     claimed: dict[Location, Location] = {}
@@ -132,9 +134,11 @@ def discover(inputs: Sequence[Path], out: Path | None, factor: int | str, fmt: s
         if target not in found.roots:
             found.roots.append(target)
         for src, problem in _walk(given):
-            if problem:
+            if problem and (
+                src.suffix.lower() in READABLE_SUFFIXES or problem.startswith("cannot")
+            ):
                 found.problems.append((src, problem))
-            elif src.suffix.lower() not in READABLE_SUFFIXES:
+            elif problem or src.suffix.lower() not in READABLE_SUFFIXES:  # a link or not: ignored
                 found.not_images.append(src)
             else:
                 rel = _absolute(src).relative_to(base)
