@@ -233,3 +233,34 @@ def test_an_input_that_is_not_a_file_is_a_usage_error(tmp_path: Path, kind: str)
     ran = run_cli("batch", given, "-o", tmp_path / "out")
     assert ran.returncode == 2 and "not a regular file or folder" in ran.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_usage_errors_are_one_line_and_animations_count_every_frame(tmp_path: Path) -> None:
+    for args in (["batch", "x", "--fit", "2x"], ["batch"], ["nope"]):
+        ran = run_cli(*args)
+        assert ran.returncode == 2 and len(ran.stderr.strip().splitlines()) == 1, ran.stderr
+        assert ran.stderr.startswith("upscaler: error: ") and "--help" in ran.stderr
+    src = tmp_path / "in"
+    src.mkdir()
+    frames = [photo(50, 40, seed=i) for i in range(5)]
+    frames[0].save(src / "a.png", save_all=True, append_images=frames[1:], duration=50)
+    report = tmp_path / "r.json"
+    ran = run_cli(
+        "batch",
+        src,
+        "-o",
+        tmp_path / "out",
+        "--factor",
+        "2",
+        "--backend",
+        "bicubic",
+        "--report",
+        report,
+    )
+    assert ran.returncode == 0, ran.stderr
+    import json
+
+    data = json.loads(report.read_text())
+    (record,) = data["images"]
+    assert data["summary"]["output_megapixels"] == round(5 * 100 * 80 / 1e6, 3)
+    assert record["seconds"] == round(record["seconds"], 3)

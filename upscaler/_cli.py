@@ -633,9 +633,24 @@ def _require_extra(extra: str, modules: tuple[str, ...]) -> None:
 
 
 def main() -> None:
-    """Entry point of the `upscaler` script."""
+    """Entry point of the `upscaler` script. A usage error is one line on stderr, as every
+    other error (cron mails it), naming the command's --help; exit status 2."""
     try:
-        cli()
+        try:
+            cli.main(standalone_mode=False)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx is not None else "upscaler"
+            click.echo(f"upscaler: error: {exc.format_message()} (see {where} --help)", err=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(0)
     except SystemExit as exc:
         if sys.getprofile() is None and sys.gettrace() is None:  # profilers report after us
             _exit_now(exc.code)

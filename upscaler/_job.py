@@ -149,6 +149,7 @@ class Record:
     disk_full: str | None = field(default=None, metadata={"report": False})
 
     def __post_init__(self) -> None:  # what a record shows is printed and reported
+        object.__setattr__(self, "seconds", round(self.seconds, 3))
         object.__setattr__(self, "src", redact(self.src))
         object.__setattr__(self, "dst", redact(self.dst))
         if self.error is not None:
