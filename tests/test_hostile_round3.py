@@ -264,3 +264,14 @@ def test_usage_errors_are_one_line_and_animations_count_every_frame(tmp_path: Pa
     (record,) = data["images"]
     assert data["summary"]["output_megapixels"] == round(5 * 100 * 80 / 1e6, 3)
     assert record["seconds"] == round(record["seconds"], 3)
+
+
+def test_the_python_api_shows_itself_and_says_what_a_factor_is() -> None:
+    import pydoc
+
+    assert {"upscale_image", "upscale_array", "BackendOptions"} <= set(dir(upscaler))
+    assert not {"Any", "TYPE_CHECKING", "annotations"} & set(dir(upscaler))
+    text = pydoc.render_doc(upscaler, renderer=pydoc.plaintext)
+    assert "upscale_image(" in text and "upscale_array(" in text
+    with pytest.raises(TypeError, match="factor must be an int"):
+        upscaler.upscale_array(np.zeros((4, 4), np.uint8), factor="2")  # type: ignore[arg-type]

@@ -5,7 +5,8 @@ Importing the package is cheap; the API functions load their modules on first us
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 __version__ = "0.1.0"
 __all__ = [
@@ -21,7 +22,7 @@ __all__ = [
     "upscale_image",
 ]
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from ._api import upscale_array, upscale_image
     from ._backend import Backend, BackendOptions, BackendPlugin
     from ._errors import BackendError, ImageError, UpscalerError
@@ -40,9 +41,17 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     if name in _LAZY:
         from importlib import import_module
 
         return getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The public API (what `help(upscaler)` and completion show), loaded or not."""
+    return sorted(__all__)
+
+
+del annotations  # the __future__ flag: not part of the API

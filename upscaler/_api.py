@@ -38,6 +38,8 @@ def upscale_array(
     (pixels carry no file to tell: say so for pixels decoded from a JPEG); a factor without
     them raises BackendError.
     """
+    if isinstance(factor, bool) or not isinstance(factor, int):
+        raise TypeError(f"factor must be an int (2, 3 or 4), not {factor!r}")
     options = BackendOptions(
         weights=weights, device=device, threads=threads, precision=precision, model=model
     )
