@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageCms, PngImagePlugin, TiffImagePlugin
 
 from ._color import to_uint8
+from ._defaults import DEFAULT_MAX_DECODE_PIXELS
 from ._errors import ImageError, file_reason
 from ._frames import Animation, frame_count, quantise, write_frames
 from ._jpeg import estimate_quality
@@ -148,13 +149,14 @@ def decode(
     path: Path,
     max_pixels: int | None = None,
     factor: int | OutputSize = 1,
-    max_decode_pixels: int | None = None,
+    max_decode_pixels: int | None = DEFAULT_MAX_DECODE_PIXELS,
 ) -> Decoded:
     """Read a still image file whole; ImageError says why not.
 
     An image whose output at `factor` (or of that `OutputSize`) would have more than
     `max_pixels` pixels, or that the size cannot serve, or that has more than
-    `max_decode_pixels` pixels itself, is refused
+    `max_decode_pixels` pixels itself (by default --max-decode-pixels' default: references,
+    compare's ground truth and outputs are decoded whole too), is refused
     from its header, before any pixel is decoded (decompression bombs); animations and
     multi-page files are refused. A multi-picture JPEG (MPO: a photo plus depth maps, gain maps,
     a stereo pair or previews) is its primary image: the secondary images are not read.

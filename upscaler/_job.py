@@ -442,7 +442,7 @@ def _scores(
     if ref_path is None:
         return {**scores, "error": f"no reference for {job.rel} in {settings.reference}"}
     try:
-        ref = decode(ref_path).pixels
+        ref = decode(ref_path, max_decode_pixels=settings.max_decode_pixels).pixels
         crop = math.ceil(out.shape[1] / size[0] - 1e-9)  # the shared protocol: ceil(scale)
         measured = score(out, ref, crop, settings.rgb_psnr)
     except (ImageError, ValueError) as exc:
