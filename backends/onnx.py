@@ -73,7 +73,10 @@ class _Plugin:
         if options.threads:
             so.intra_op_num_threads = options.threads
         so.inter_op_num_threads = 1
-        so.enable_cpu_mem_arena = False  # give activations back after each batch: large images
+        # The arena keeps the largest activations it has needed and reuses them: images come
+        # in bands and batches of bounded size (MAX_BATCH_PIXELS), so that is bounded too, and
+        # fresh buffers for every call cost page faults (216 MP: 37.1 s without, 30.9 s with).
+        so.enable_cpu_mem_arena = True
         try:
             session = ort.InferenceSession(str(path), so, providers=_providers(options.device))
         except BackendError:

@@ -25,11 +25,12 @@ from ._size import OutputSize, network_passes
 __all__ = ["IN_FLIGHT_BYTES", "Budget", "estimate_bytes"]
 
 #: Estimated bytes of the images in flight at once in one process (a larger one runs alone).
-IN_FLIGHT_BYTES = 192 << 20
-#: libvips's buffers while it decodes or encodes in strips (measured: 40-45 MB at 18000 px wide).
-_VIPS_BYTES = 48 << 20
-#: Float work of the network's tiles beside their band (measured: about 40 MB at x3).
-_TILE_BYTES = 40 << 20
+IN_FLIGHT_BYTES = 224 << 20
+#: libvips's buffers while it decodes or encodes in strips: a few megabytes and some rows of
+#: the image (measured: about 42 MB for an 18000-pixel-wide JPEG output).
+_VIPS_BASE, _VIPS_PER_COLUMN = 8 << 20, 2400
+#: Float work of the network's tiles beside their band (batches of MAX_BATCH_PIXELS).
+_TILE_BYTES = 24 << 20
 
 
 def estimate_bytes(path: Path, size: OutputSize, stream_above: int, channels: int = 4) -> int:
@@ -52,14 +53,18 @@ def estimate_bytes(path: Path, size: OutputSize, stream_above: int, channels: in
         held = out * channels * frames if path.suffix.lower() == ".webp" else 0
         return w * h * 7 + _stages(w, h, passes, ow, oh, channels) + out * channels * 2 + held
     streamed_in = w * h > stream_above and fmt in ("JPEG", "MPO", "PNG", "TIFF")
-    cost = _VIPS_BYTES if streamed_in else w * h * 7
+    cost = _vips(w) if streamed_in else w * h * 7
     cost += _stages(w, h, passes, ow, oh, channels)
     suffix = path.suffix.lower()
     if suffix == ".png" or (suffix in (".jpg", ".jpeg") and out > stream_above):
-        cost += _VIPS_BYTES if suffix != ".png" else 2 * (4 << 20)
+        cost += _vips(ow) if suffix != ".png" else 2 * (4 << 20)
     else:
         cost += out * (channels + 4)
     return cost
+
+
+def _vips(width: int) -> int:
+    return _VIPS_BASE + width * _VIPS_PER_COLUMN
 
 
 def _stages(w: int, h: int, passes: tuple[int, ...], ow: int, oh: int, channels: int) -> int:

@@ -210,9 +210,14 @@ class BicubicShrink:
 
     def rows(self, plane: NDArray[np.float32], y0: int, top: int, bottom: int) -> NDArray[Any]:
         """Output rows top..bottom, from `plane` holding input rows y0.. (with the reach)."""
+        return self.down_rows(self.across(plane), y0, top, bottom)
+
+    def down_rows(
+        self, across: NDArray[np.float32], y0: int, top: int, bottom: int
+    ) -> NDArray[Any]:
+        """The second half of `rows`: rows already shrunk across, from y0 (with the reach)."""
         s, first = self.factor, top * self.factor - y0
-        across = np.ascontiguousarray(self._filter(plane, 1)[:, ::s]) / self.col_norm
-        down = self._filter(across, 0)[first : first + (bottom - top) * s : s]
+        down = self._filter(np.ascontiguousarray(across), 0)[first : first + (bottom - top) * s : s]
         return np.asarray(down / self.row_norm[top:bottom, None], dtype=np.float64)
 
     def _filter(self, a: NDArray[np.float32], axis: int) -> NDArray[np.float32]:

@@ -151,14 +151,16 @@ def _thumb_step(size: tuple[int, int]) -> int:
 class _Consistency:
     """The output's luma shrunk back to the input's size with Pillow's antialiased bicubic
     kernel (in float, no rounding between), compared with the input's luma, input row band by
-    band: `_metrics.consistency_psnr` on a stream. Across: a whole multiple with OpenCV's
-    separable filter (`BicubicShrink`), else Pillow's resize; down: Pillow's weights."""
+    band: `_metrics.consistency_psnr` on a stream, with its filters: a whole multiple with
+    OpenCV's separable filter (`BicubicShrink`, across as the bands come, down per band of
+    input rows, as `consistency_psnr` does it by strips), else Pillow's resize across and
+    Pillow's weights down."""
 
     def __init__(self, size: tuple[int, int], out: tuple[int, int]) -> None:
         (w, h), (ow, oh) = size, out
         self.size, self.out = size, out
         whole = (oh % h, ow % w) == (0, 0) and oh // h == ow // w
-        self.shrink = BicubicShrink(ow // w, 1, ow) if whole else None
+        self.shrink = BicubicShrink(ow // w, oh, ow) if whole else None
         self.scale = oh / h
         self._rows: list[NDArray[np.float32]] = []  # across-shrunk luma rows, from `_first`
         self._first = 0
@@ -181,6 +183,8 @@ class _Consistency:
         """How many input rows have all their output rows among the first `seen` ones."""
         if seen >= self.out[1]:
             return self.size[1]
+        if self.shrink is not None:  # rows up to bottom x factor + reach
+            return max(0, (seen - self.shrink.reach) // self.shrink.factor)
         support = 2.0 * max(self.scale, 1.0)
         upto = min(max(0, math.floor((seen - support) / self.scale)), self.size[1])
         while upto > 0:  # the estimate, checked against the weights themselves
@@ -192,14 +196,22 @@ class _Consistency:
 
     def compare(self, pixels: NDArray[Any], top: int, bottom: int) -> None:
         """Score input rows top..bottom (`pixels`) against the output rows gone by."""
-        first, _, weights = coefficients(self.out[1], self.scale, top, bottom)
         plane = self._plane()
-        shrunk = down(plane[..., None], first - self._first, weights)[..., 0]
+        if self.shrink is not None:
+            s, reach = self.shrink.factor, self.shrink.reach
+            y0, y1 = max(top * s - reach, 0), min(bottom * s + reach, self.out[1])
+            rows = plane[y0 - self._first : y1 - self._first]
+            shrunk = self.shrink.down_rows(rows, y0, top, bottom)
+            keep_from = bottom * s - reach
+        else:
+            first, _, weights = coefficients(self.out[1], self.scale, top, bottom)
+            shrunk = down(plane[..., None], first - self._first, weights)[..., 0]
+            keep_from = int(coefficients(self.out[1], self.scale, bottom, bottom + 1)[0][0])
         diff = shrunk.astype(np.float64) - y_channel(to_uint8(pixels))
         self._total += float(np.sum(diff * diff))
         self._count += diff.size
-        if bottom < self.size[1]:  # the rows the next input row needs stay
-            self._drop(int(coefficients(self.out[1], self.scale, bottom, bottom + 1)[0][0]))
+        if bottom < self.size[1]:  # the rows the next input rows need stay
+            self._drop(keep_from)
 
     def _plane(self) -> NDArray[np.float32]:
         if len(self._rows) > 1:

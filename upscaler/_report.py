@@ -110,9 +110,10 @@ def summarise(records: Sequence[Record], seconds: float, not_images: int) -> dic
     """Counts by status, throughput and the mean scores of the images done."""
     counts = Counter(r.status for r in records)
     done = [r for r in records if r.status == "done"]
-    megapixels = sum(
-        r.output_size[0] * r.output_size[1] * (r.frames or 1) for r in done if r.output_size
-    ) / 1e6  # every frame of an animation was made
+    megapixels = (
+        sum(r.output_size[0] * r.output_size[1] * (r.frames or 1) for r in done if r.output_size)
+        / 1e6
+    )  # every frame of an animation was made
     return {
         "images": len(records),
         "done": counts["done"],
