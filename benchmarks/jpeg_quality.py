@@ -99,6 +99,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--factor", type=int, action="append", choices=[2, 3, 4])
     parser.add_argument("--quality", type=int, action="append", help="JPEG quality (repeat)")
+    parser.add_argument("--hr-dir", type=Path, help="photos to score on instead of Set5")
     parser.add_argument(
         "--weights",
         action="append",

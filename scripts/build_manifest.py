@@ -83,7 +83,7 @@ def main() -> None:
         for f in (2, 3, 4)
         if (WEIGHTS / f"espcn_x{f}_jpeg.onnx").exists()
     ]
-    manifest = {"training": old.get("training", {}), "models": models}
+    manifest = {"training": old.get("training", {}), "models": models}  # facts of FACTS_DIR
     if jpeg:
         manifest["jpeg_training"] = old.get("jpeg_training", {})
         manifest["jpeg_models"] = jpeg

@@ -47,8 +47,8 @@ def inputs(tmp_path: Path) -> Path:
     src.mkdir()
     im = photo(60, 40)
     im.save(src / "q75.jpg", quality=75)
+    im.save(src / "q90.jpg", quality=90)
     im.save(src / "q95.jpg", quality=95)
-    im.save(src / "q98.jpg", quality=98)
     im.save(src / "clean.png")
     stereo = src / "stereo.jpg"  # an MPO (two pictures), named as cameras name them
     im.save(stereo, "MPO", quality=80, save_all=True, append_images=[photo(60, 40, seed=1)])
@@ -59,7 +59,7 @@ def inputs(tmp_path: Path) -> Path:
 
 
 def test_each_input_gets_the_weights_for_what_it_is(inputs: Path, tmp_path: Path) -> None:
-    """--input-kind auto (the default): JPEGs under quality 97 get the JPEG weights where the
+    """--input-kind auto (the default): JPEGs under quality 92 get the JPEG weights where the
     factor has them (x3), everything else the clean ones; the report says which, with the
     estimated quality; -v says it too."""
     report = tmp_path / "r.json"
@@ -69,8 +69,8 @@ def test_each_input_gets_the_weights_for_what_it_is(inputs: Path, tmp_path: Path
     assert ran.returncode == 0, ran.stderr
     got = {name: (r["model"], r["jpeg_quality"]) for name, r in _records(report).items()}
     jpeg = "jpeg" if "jpeg" in shipped_models(3) else "clean"
-    assert got["q75.jpg"] == (jpeg, 75) and got["q95.jpg"] == (jpeg, 95)
-    assert got["q98.jpg"] == ("clean", 98) and got["clean.png"] == ("clean", None)
+    assert got["q75.jpg"] == (jpeg, 75) and got["q90.jpg"] == (jpeg, 90)  # under CLEAN_FROM 92
+    assert got["q95.jpg"] == ("clean", 95) and got["clean.png"] == ("clean", None)
     assert got["stereo.jpg"] == (jpeg, 80)
     assert got["camera.jpg"][0] == jpeg and abs(got["camera.jpg"][1] - 85) <= 2  # type: ignore[operator]
     assert f"{jpeg} weights, JPEG q75)" in ran.stderr

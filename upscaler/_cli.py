@@ -198,7 +198,7 @@ def cli() -> None:
     default="auto",
     show_default=True,
     help="Which shipped weights: auto picks per image, the JPEG weights for a JPEG whose "
-    "quantisation tables say quality 96 or less (where trained for the factor: x3 today), "
+    "quantisation tables say quality 91 or less (where trained for the factor: x3 today), "
     "else the clean ones; clean or jpeg forces one. --weights is never switched.",
 )
 @click.option(
