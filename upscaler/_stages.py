@@ -53,8 +53,10 @@ def upscaled(
     per_row = src.width * s * s * src.channels * src.dtype.itemsize
     if src.height * per_row <= BAND_BYTES:
         rows = src.height  # one band: the whole image, as `upscale_pixels` does it
-    else:
-        rows = _even(src.height, max(MIN_BAND_ROWS, BAND_BYTES // per_row - 2 * context))
+    else:  # whole tiles per band where they fit: a band of a tile and a bit would make a
+        # second row of tiles shifted in over the first (`plan_spans`), twice the network
+        most = max(MIN_BAND_ROWS, BAND_BYTES // per_row - 2 * context)
+        rows = _even(src.height, most // tile * tile if most >= tile else most)
     spans = [(top, min(top + rows, src.height)) for top in range(0, src.height, rows)]
     padded = [(max(a - context, 0), min(b + context, src.height)) for a, b in spans]
     counts = [len(plan_tiles(hi - lo, src.width, tile, context)) for lo, hi in padded]
