@@ -39,8 +39,7 @@ pyvips.concurrency_set(1)
 pyvips.cache_set_max(0)
 
 _FORMATS = {"uchar": np.uint8, "ushort": np.uint16}
-#: Input rows fetched from libvips at a time (then cut into the stages' own bands); above
-#: the mmap threshold (`_memory`), so that each buffer goes back to the system when freed.
+#: Input rows fetched from libvips at a time (then cut into the stages' own bands).
 _FETCH_BYTES = 2 << 20
 
 
