@@ -27,6 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
+from throughput import cpu_model  # this folder's: one way to name the machine
 
 ROOT = Path(__file__).resolve().parents[1]
 #: row name -> (target peak MB, what it runs)
@@ -43,17 +44,6 @@ TARGETS = {
     "bomb-tiff": 300,
 }
 GROUPS = {"bombs": ["bomb-png", "bomb-gif", "bomb-tiff"], "animations": ["apng-x4", "gif-x4"]}
-
-
-def cpu() -> str:
-    """The processor's model name, as every figure must say where it was measured."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def photo(width: int, height: int) -> Image.Image:
@@ -193,7 +183,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     rows = [r for name in (args.row or list(TARGETS)) for r in GROUPS.get(name, [name])]
-    print(f"machine: {cpu()}, {platform.machine()}, Python {platform.python_version()}")
+    print(f"machine: {cpu_model()}, {platform.machine()}, Python {platform.python_version()}")
     over = False
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

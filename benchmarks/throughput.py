@@ -331,7 +331,8 @@ def _precision_of(backend: str) -> str:
     return auto_precision(load_plugin(backend)) or "?"
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The processor's model name (every figure says where it was measured)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -380,7 +381,7 @@ def _run(args: argparse.Namespace) -> int:
         work = Path(tmp)
         folders = make_folders(work, n_small, n_large)
         print(
-            f"machine: {_cpu_model()}, {os.cpu_count()} cores, native bfloat16: "
+            f"machine: {cpu_model()}, {os.cpu_count()} cores, native bfloat16: "
             f"{', '.join(bf16_features()) or 'none'}; default backend {ours[0]} "
             f"({_precision_of(ours[0])}); {runs} alternating rounds; median of each; "
             f"upscaler: {script}; peer: {peer}",
