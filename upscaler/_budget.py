@@ -6,7 +6,7 @@ holds its images' estimates against IN_FLIGHT_BYTES: an image starts when the on
 leave room for it (one always runs). The estimate follows the pipeline: what is decoded whole
 (7 bytes a pixel while Pillow decodes and hands it over) or libvips's strips; each network
 pass's band of output and its tiles' float work; the resize's bands; and what the encoder
-holds (a PNG or large JPEG: a few bands; anything else: the whole output, as an array and as
+holds (a PNG or JPEG: a strip or two; anything else: the whole output, as an array and as
 Pillow's copy). Animations count one frame at a time, plus every frame for WebP's writer.
 """
 
@@ -26,9 +26,11 @@ __all__ = ["IN_FLIGHT_BYTES", "Budget", "estimate_bytes"]
 
 #: Estimated bytes of the images in flight at once in one process (a larger one runs alone).
 IN_FLIGHT_BYTES = 224 << 20
-#: libvips's buffers while it decodes or encodes in strips: a few megabytes and some rows of
-#: the image (measured: about 42 MB for an 18000-pixel-wide JPEG output).
+#: libvips's buffers while it decodes in strips: a few megabytes and some rows of the image
+#: (its line cache and strip buffers, 128 rows at a time).
 _VIPS_BASE, _VIPS_PER_COLUMN = 8 << 20, 2400
+#: What the PNG and JPEG band writers hold: a strip or two of rows and their encoding.
+_BAND_WRITER = 8 << 20
 #: Float work of the network's tiles beside their band (batches of MAX_BATCH_PIXELS).
 _TILE_BYTES = 24 << 20
 
@@ -55,9 +57,8 @@ def estimate_bytes(path: Path, size: OutputSize, stream_above: int, channels: in
     streamed_in = w * h > stream_above and fmt in ("JPEG", "MPO", "PNG", "TIFF")
     cost = _vips(w) if streamed_in else w * h * 7
     cost += _stages(w, h, passes, ow, oh, channels)
-    suffix = path.suffix.lower()
-    if suffix == ".png" or (suffix in (".jpg", ".jpeg") and out > stream_above):
-        cost += _vips(ow) if suffix != ".png" else 2 * (4 << 20)
+    if path.suffix.lower() in (".png", ".jpg", ".jpeg"):  # written band by band
+        cost += _BAND_WRITER
     else:
         cost += out * (channels + 4)
     return cost

@@ -30,6 +30,7 @@ from ._defaults import DEFAULT_MAX_DECODE_PIXELS
 from ._errors import ImageError, file_reason
 from ._frames import Animation, frame_count, quantise, write_frames
 from ._jpeg import estimate_quality
+from ._jpegstrips import write_jpeg
 from ._png import write_png, write_png_bands
 from ._rows import Rows, collect, from_array
 from ._size import OutputSize, checked_size
@@ -496,12 +497,10 @@ def encode(
     _atomically(dst, lambda fh: _write(pixels, fh, fmt, metadata, quality))
 
 
-def encode_rows(
-    rows: Rows, dst: Path, metadata: Metadata, quality: int = 95, stream_above: int = 0
-) -> None:
-    """`encode` for an image that arrives as a stream of row bands: PNG always, and JPEG of
-    more than `stream_above` pixels, are written band by band (`_png`, `_vips`); other formats
-    and small JPEGs are collected whole and written by `encode`. Atomic either way."""
+def encode_rows(rows: Rows, dst: Path, metadata: Metadata, quality: int = 95) -> None:
+    """`encode` for an image that arrives as a stream of row bands: PNG and JPEG are written
+    band by band (`_png`, `_jpegstrips`); other formats are collected whole and written by
+    `encode`. Atomic either way."""
     fmt = _WRITABLE.get(dst.suffix.lower())
     _register_plugin(dst.suffix)
     if fmt is None:
@@ -514,9 +513,7 @@ def encode_rows(
                 rows.bands, rows.size, rows.channels, rows.dtype, fh, chunks
             ),
         )
-    elif fmt == "JPEG" and rows.width * rows.height > stream_above:
-        from ._vips import write_jpeg
-
+    elif fmt == "JPEG":
         options = _save_options(fmt, metadata, quality)
         _atomically(dst, lambda fh: write_jpeg(_jpeg_ready(rows), fh, options))
     else:

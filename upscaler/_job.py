@@ -279,7 +279,7 @@ def _process_held(
             window.reader(1), out, settings.thumbnails is not None, settings.reference is not None
         )
         meta = image.metadata.resized(image.size, size)
-        encode_rows(watch.rows, job.dst, meta, settings.quality, STREAM_ABOVE_PIXELS)
+        encode_rows(watch.rows, job.dst, meta, settings.quality)
     except Exception as exc:  # one image never stops the run by itself (a full disk does)
         seconds = time.perf_counter() - started
         full = str(job.dst.parent) if is_disk_full(exc) else None
