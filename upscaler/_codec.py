@@ -538,7 +538,7 @@ def _jpeg_ready(rows: Rows) -> Rows:
 
 
 def encode_frames(
-    frames: Iterator[NDArray[Any]],
+    frames: Iterator[Rows],
     dst: Path,
     animation: Animation,
     metadata: Metadata,

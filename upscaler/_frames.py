@@ -31,6 +31,7 @@ from ._color import to_uint8
 from ._errors import ImageError, file_reason
 from ._memory import give_back
 from ._png import write_png_chunk, write_png_frame
+from ._rows import Rows, collect
 
 __all__ = [
     "ANIMATED_FORMATS",
@@ -114,18 +115,18 @@ def describe(im: Image.Image) -> Animation:
 
 
 def write_frames(
-    frames: Iterable[NDArray[Any]],
+    frames: Iterable[Rows],
     fh: BinaryIO,
     fmt: str,
     animation: Animation,
     options: dict[str, object],
     png_chunks: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    """Write `frames` (pixel arrays, made one at a time as the writer asks) as one `fmt`
-    file. PNG (APNG, our writer), GIF (Pillow's frame writer) and TIFF (Pillow's page
-    appender) are written a frame at a time; WebP's writer holds every frame, so its frames
-    are refused when they would add up to more than WHOLE_FRAMES_PIXELS. Every frame of an
-    animation (PNG, GIF, WebP) must have the first frame's size; TIFF pages keep their own."""
+    """Write `frames` (each a stream of row bands, made one at a time as the writer asks) as
+    one `fmt` file. PNG (APNG, our writer), GIF (Pillow's frame writer) and TIFF (Pillow's
+    page appender) are written a frame at a time; WebP's writer holds every frame, so its
+    frames are refused when they would add up to more than WHOLE_FRAMES_PIXELS. Every frame of
+    an animation (PNG, GIF, WebP) must have the first frame's size; TIFF pages keep their own."""
     if fmt not in ANIMATED_FORMATS:
         raise ImageError(
             f"{animation.count} frames cannot be written as {fmt}: use --format png, webp, "
@@ -133,45 +134,49 @@ def write_frames(
         )
     frames = iter(frames)
     if fmt == "PNG":
-        write_apng(_same_size(frames), fh, animation, png_chunks or [])
+        write_apng(map(_array, _same_size(frames)), fh, animation, png_chunks or [])
     elif fmt == "GIF":
         _write_gif(_same_size(frames), fh, animation)
     elif fmt == "TIFF":
-        _write_tiff(frames, fh, options)
+        _write_tiff(map(_array, frames), fh, options)
     else:
         _write_held(_held(_same_size(frames), animation.count), fh, fmt, animation, options)
 
 
-def _same_size(frames: Iterator[NDArray[Any]]) -> Iterator[NDArray[Any]]:
+def _array(frame: Rows) -> NDArray[Any]:
+    """A frame's pixels, whole: (H, W) for one channel, else (H, W, C)."""
+    pixels = collect(frame)
+    return pixels[:, :, 0] if frame.channels == 1 else pixels
+
+
+def _same_size(frames: Iterator[Rows]) -> Iterator[Rows]:
     """The frames, refused from the first whose size differs from the first frame's."""
-    first: tuple[int, ...] | None = None
+    first: tuple[int, int] | None = None
     for index, frame in enumerate(frames):
         if first is None:
-            first = frame.shape[:2]
-        elif frame.shape[:2] != first:
+            first = frame.size
+        elif frame.size != first:
             raise ImageError(
-                f"frame {index + 1} is {frame.shape[1]}x{frame.shape[0]}, frame 1 "
-                f"{first[1]}x{first[0]}: frames of different sizes can only be written as "
+                f"frame {index + 1} is {frame.width}x{frame.height}, frame 1 "
+                f"{first[0]}x{first[1]}: frames of different sizes can only be written as "
                 "pages of a TIFF (--format tiff)"
             )
-        held = [frame]
-        del frame  # not kept here while the writer works on it
-        yield held.pop()
+        yield frame
 
 
-def _held(frames: Iterator[NDArray[Any]], count: int) -> Iterator[NDArray[Any]]:
+def _held(frames: Iterator[Rows], count: int) -> Iterator[NDArray[Any]]:
     """The frames of a writer that holds them all, refused from the first frame's size when
     they would add up to more than WHOLE_FRAMES_PIXELS."""
     for index, frame in enumerate(frames):
-        total = frame.shape[0] * frame.shape[1] * count
+        total = frame.width * frame.height * count
         if index == 0 and total > WHOLE_FRAMES_PIXELS:
             raise ImageError(
-                f"{count} frames of {frame.shape[1]}x{frame.shape[0]}: {total:,} pixels of "
+                f"{count} frames of {frame.width}x{frame.height}: {total:,} pixels of "
                 f"output frames, more than the {WHOLE_FRAMES_PIXELS:,} that a WebP animation "
                 "may hold in memory (PNG, GIF and TIFF are written a frame at a time: "
                 "--format png)"
             )
-        yield frame
+        yield _array(frame)
 
 
 def _write_held(
@@ -197,15 +202,12 @@ def _write_tiff(frames: Iterator[NDArray[Any]], fh: BinaryIO, options: dict[str,
             tiff.newFrame()
 
 
-def _write_gif(frames: Iterator[NDArray[Any]], fh: BinaryIO, animation: Animation) -> None:
+def _write_gif(frames: Iterator[Rows], fh: BinaryIO, animation: Animation) -> None:
     """GIF a frame at a time with Pillow's frame encoder (`getheader`, `getdata`): every frame
     whole, quantised with its own palette (the first one's in the global table), with its
     duration, disposal and transparency."""
     for index, frame in enumerate(frames):
-        image = _as_image(frame, keep_16bit=False)
-        del frame  # the frame's array goes while it is quantised
-        indexed = quantise(image)
-        del image
+        indexed = quantise(_pasted(frame))
         params: dict[str, Any] = {
             "duration": animation.durations[index],
             "disposal": animation.disposals[index],
@@ -224,6 +226,18 @@ def _write_gif(frames: Iterator[NDArray[Any]], fh: BinaryIO, animation: Animatio
         del indexed
         give_back()  # the median cut's many small blocks, freed
     fh.write(b";")  # the GIF trailer
+
+
+def _pasted(frame: Rows) -> Image.Image:
+    """A frame as an 8-bit Pillow image, its bands pasted in as they come (no whole array
+    beside Pillow's own copy: 48 MB less for a 16-megapixel colour frame)."""
+    image = Image.new(_PIL_MODES[frame.channels], frame.size)
+    top = 0
+    for band in frame.bands:
+        rows = to_uint8(band)
+        image.paste(Image.fromarray(rows[:, :, 0] if frame.channels == 1 else rows), (0, top))
+        top += band.shape[0]
+    return image
 
 
 def write_apng(
@@ -311,8 +325,8 @@ def _plain(rgb: Image.Image) -> Image.Image:
 
 def _error(indexed: Image.Image, rgb: Image.Image) -> float:
     """Sum of squared differences, a band of rows at a time (whole-frame int32 copies of a
-    16-megapixel frame took 600 MB)."""
-    total, step = 0.0, max(1, (1 << 20) // max(1, rgb.width))
+    16-megapixel frame took 600 MB; bands of a quarter megapixel take about 10 MB)."""
+    total, step = 0.0, max(1, (1 << 18) // max(1, rgb.width))
     for top in range(0, rgb.height, step):
         box = (0, top, rgb.width, min(top + step, rgb.height))
         shown = np.asarray(indexed.crop(box).convert("RGB"), np.int32)

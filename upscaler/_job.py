@@ -56,7 +56,7 @@ from ._pipeline import Watch, output_rows
 from ._plan import Job, find_reference
 from ._redact import redact
 from ._registry import backend_models, load_backend
-from ._rows import Window, collect, from_array
+from ._rows import Rows, Window, from_array
 from ._size import OutputSize, checked_size, network_passes
 from ._thumbs import write_thumbnails
 
@@ -405,30 +405,29 @@ def _upscaled_frames(
     on_tiles: TileCallback | None,
     seen: _Seen,
     dst: str | Path,
-) -> Iterator[NDArray[Any]]:
-    """Each frame of `im` upscaled, one at a time, its score and the first one's sizes and
-    thumbnails noted in `seen`; each frame's size is checked before it is decoded."""
+) -> Iterator[Rows]:
+    """Each frame of `im` upscaled, one at a time, as a stream that the writer pulls; its
+    score and the first one's sizes and thumbnails noted in `seen` once the writer has taken
+    it; each frame's size is checked before it is decoded."""
     for frame in read_frames(im, animation, lambda size: _frame_size(size, settings)):
-        pixels = pil_to_pixels(frame)
         size = _frame_size(frame.size, settings)
-        window = Window(from_array(pixels), readers=2)
+        window = Window(from_array(pil_to_pixels(frame)), readers=2)
         out = output_rows(
             window.reader(0), size, _backends(settings), settings.tile, settings.overlap, on_tiles
         )
-        watch = Watch(window.reader(1), out)
-        output = collect(watch.rows)
-        output = output[:, :, 0] if output.shape[2] == 1 else output
+        first = not seen.sizes
+        watch = Watch(window.reader(1), out, thumbs=first and settings.thumbnails is not None)
+        yield watch.rows  # the writer takes every band before it asks for the next frame
         score_ = watch.consistency()
         if score_ is not None:
             seen.scores.append(score_)
-        if not seen.sizes:
+        if first:
             seen.sizes = [frame.size, size]
             if settings.thumbnails is not None:
                 with contextlib.suppress(OSError, ValueError):
-                    write_thumbnails(output, pixels, settings.thumbnails, str(dst))
-        held = [output]
-        del output, pixels, window, out, watch  # the writer holds the frame alone from here
-        yield held.pop()
+                    small_out, small_in = watch.thumbnails()
+                    write_thumbnails(small_out, small_in, settings.thumbnails, str(dst))
+        del window, out, watch
 
 
 def _scores(

@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 #: About this many bytes of output per band of a stage (fewer rows for wider images).
-BAND_BYTES = 16 << 20
+BAND_BYTES = 8 << 20
 
 
 @dataclass
