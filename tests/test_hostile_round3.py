@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -275,3 +276,31 @@ def test_the_python_api_shows_itself_and_says_what_a_factor_is() -> None:
     assert "upscale_image(" in text and "upscale_array(" in text
     with pytest.raises(TypeError, match="factor must be an int"):
         upscaler.upscale_array(np.zeros((4, 4), np.uint8), factor="2")  # type: ignore[arg-type]
+
+
+def test_jpeg_xl_at_quality_100_keeps_sixteen_bits_or_says_it_cannot(tmp_path: Path) -> None:
+    """--format jxl --quality 100 is lossless: 16-bit grey stays 16-bit (the PNG output's very
+    values); 16-bit colour, which the JPEG XL plugin cannot take, fails in one line naming
+    the formats that keep it, and the run goes on."""
+    pytest.importorskip("pillow_jxl")
+    src = tmp_path / "in"
+    src.mkdir()
+    ramp = (_ramp() * 65535).astype(np.uint16)
+    Image.fromarray(ramp).save(src / "grey.png")
+    colour = np.dstack([ramp, ramp[:, ::-1], ramp[::-1]])
+    assert cv2.imwrite(str(src / "colour.png"), colour[:, :, ::-1])  # 16-bit RGB: OpenCV writes it
+    results = {}
+    for fmt in ("png", "jxl"):
+        results[fmt] = run_cli(
+            "batch", src, "-o", tmp_path / fmt, "--backend", "bicubic", "--format", fmt,
+            "--quality", "100",
+        )  # fmt: skip
+    assert results["png"].returncode == 0, results["png"].stderr
+    assert results["jxl"].returncode == 1, results["jxl"].stderr
+    import pillow_jxl  # noqa: F401
+
+    with Image.open(tmp_path / "jxl" / "grey.jxl") as a, Image.open(tmp_path / "png" / "grey.png") as b:
+        assert a.mode == "I;16" and np.array_equal(np.asarray(a), np.asarray(b))
+    line = [ln for ln in results["jxl"].stderr.splitlines() if "colour.png" in ln]
+    assert len(line) == 1 and "16-bit colour cannot be written losslessly" in line[0], line
+    assert not (tmp_path / "jxl" / "colour.jxl").exists()

@@ -25,7 +25,7 @@ from ._size import OutputSize, network_passes
 __all__ = ["IN_FLIGHT_BYTES", "Budget", "estimate_bytes"]
 
 #: Estimated bytes of the images in flight at once in one process (a larger one runs alone).
-IN_FLIGHT_BYTES = 224 << 20
+IN_FLIGHT_BYTES = 128 << 20
 #: libvips's buffers while it decodes in strips: a few megabytes and some rows of the image
 #: (its line cache and strip buffers, 128 rows at a time).
 _VIPS_BASE, _VIPS_PER_COLUMN = 8 << 20, 2400

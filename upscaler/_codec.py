@@ -593,7 +593,13 @@ def _write(
         if pixels.dtype == np.uint16 and pixels.ndim == 3 and fmt == "TIFF":
             _write_16bit_tiff(pixels, fh)
             return
-        if pixels.dtype == np.uint16 and fmt not in ("PNG", "TIFF"):  # 16-bit grey elsewhere
+        if pixels.dtype == np.uint16 and fmt == "JXL" and quality >= 100 and pixels.ndim == 3:
+            raise ImageError(
+                "16-bit colour cannot be written losslessly as JPEG XL (its Pillow plugin takes"
+                " 8 bits a channel): use --format png or tiff, or a --quality under 100"
+            )
+        keep = ("PNG", "TIFF", "JXL")  # 16-bit grey ("I;16"), lossless at JPEG XL quality 100
+        if pixels.dtype == np.uint16 and fmt not in keep:  # 16-bit grey elsewhere
             pixels = to_uint8(pixels)
         pixels = pixels_to_pil(pixels)
     im = _flatten_alpha(pixels) if fmt in ("JPEG", "BMP") else pixels
