@@ -299,7 +299,10 @@ def test_jpeg_xl_at_quality_100_keeps_sixteen_bits_or_says_it_cannot(tmp_path: P
     assert results["jxl"].returncode == 1, results["jxl"].stderr
     import pillow_jxl  # noqa: F401
 
-    with Image.open(tmp_path / "jxl" / "grey.jxl") as a, Image.open(tmp_path / "png" / "grey.png") as b:
+    with (
+        Image.open(tmp_path / "jxl" / "grey.jxl") as a,
+        Image.open(tmp_path / "png" / "grey.png") as b,
+    ):
         assert a.mode == "I;16" and np.array_equal(np.asarray(a), np.asarray(b))
     line = [ln for ln in results["jxl"].stderr.splitlines() if "colour.png" in ln]
     assert len(line) == 1 and "16-bit colour cannot be written losslessly" in line[0], line

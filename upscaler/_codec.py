@@ -92,8 +92,8 @@ SEQUENCE_SUFFIXES = frozenset([".gif", ".png", ".webp", ".tif", ".tiff"])
 Image.MAX_IMAGE_PIXELS = None
 
 #: What Pillow and its plugins raise for a bad file (struct.error: a header cut short;
-#: RuntimeError: the JPEG XL plugin's).
-BAD_FILE = (OSError, ValueError, SyntaxError, EOFError, RuntimeError, struct.error)
+#: RuntimeError: the JPEG XL plugin's; IndexError: GIF bytes cut short).
+BAD_FILE = (OSError, ValueError, SyntaxError, EOFError, RuntimeError, struct.error, IndexError)
 
 _MODES = {
     "1": "L",

@@ -29,8 +29,8 @@ def file_reason(exc: BaseException) -> str:
         return exc.strerror  # Permission denied, Is a directory, ...
     if isinstance(exc, UnidentifiedImageError):
         return "not a recognised image file"
-    if "truncated" in text.lower() or isinstance(exc, EOFError | struct.error):
-        return "truncated image file"  # struct.error: a header cut short
+    if "truncated" in text.lower() or isinstance(exc, EOFError | struct.error | IndexError):
+        return "truncated image file"  # struct.error, IndexError: bytes cut short (GIF's reader)
     if isinstance(exc, RuntimeError):  # a plugin's (JPEG XL: "Generic Error. Please build...")
         return f"corrupt image data ({text.split('.')[0][:80]})"
     if isinstance(exc, OSError | UserWarning):

@@ -7,6 +7,7 @@ so programs using either exclude each other. Elsewhere (Windows) filelock does t
 
 from __future__ import annotations
 
+import errno
 import os
 import time
 from collections.abc import Iterator
@@ -34,7 +35,14 @@ def hold_lock(path: Path, timeout: float) -> Iterator[None]:
     except ImportError:  # not POSIX
         yield from _with_filelock(path, timeout)
         return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as exc:  # a symbolic link at the lock's name: replaced, never followed
+        if exc.errno != errno.ELOOP:
+            raise
+        path.unlink()
+        fd = os.open(path, flags, 0o666)
     try:
         deadline = time.monotonic() + timeout
         while not _try_flock(fcntl, fd):
