@@ -68,3 +68,30 @@ def test_upscale_array_dtypes() -> None:
         upscaler.upscale_array(rgb.astype(np.int64), factor=2, backend="bicubic")
     with pytest.raises(upscaler.BackendError, match="unknown backend"):
         upscaler.upscale_array(rgb, backend="nope")
+
+
+@pytest.mark.parametrize(
+    ("option", "api", "cli"),
+    [
+        ("scale", {"scale": 2.5}, ["--scale", "2.5"]),
+        ("width", {"width": 170}, ["--width", "170"]),
+        ("fit", {"fit": (30, 30), "shrink": True}, ["--fit", "30x30", "--shrink"]),
+    ],
+)
+def test_the_api_takes_the_sizes_of_the_cli(
+    tmp_path: Path, option: str, api: dict[str, object], cli: list[str]
+) -> None:
+    """scale=, width=, fit= with shrink=: the pixels `upscaler batch` writes for the same
+    option; a factor with a size, or a scale beyond what is served, is a ValueError."""
+    src = photo(64, 48, seed=5)
+    src.save(tmp_path / "p.png")
+    ran = run_cli("batch", tmp_path / "p.png", "-o", tmp_path / "out", *cli, "--backend", "onnx")
+    assert ran.returncode == 0, ran.stderr
+    with Image.open(tmp_path / "out" / "p.png") as im:
+        expected = np.asarray(im)
+    got = upscaler.upscale_image(src, backend="onnx", **api)  # type: ignore[arg-type]
+    assert np.array_equal(np.asarray(got), expected), option
+    with pytest.raises(ValueError):
+        upscaler.upscale_array(np.asarray(src), 2, scale=2.0)
+    with pytest.raises(ValueError):
+        upscaler.upscale_array(np.asarray(src), scale=9.0)

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from numpy.typing import NDArray
 from PIL import Image
 
-from ._backend import BackendOptions
+from ._backend import Backend, BackendOptions
 from ._codec import pil_to_pixels, pixels_to_pil
+from ._pipeline import output_rows
 from ._precision import default_backend
 from ._registry import load_backend
+from ._rows import Window, collect, from_array
+from ._size import OutputSize, network_passes
 from ._upscale import upscale_pixels
 
 __all__ = ["upscale_array", "upscale_image"]
@@ -19,9 +23,14 @@ __all__ = ["upscale_array", "upscale_image"]
 
 def upscale_array(
     pixels: NDArray[Any],
-    factor: int = 3,
+    factor: int | None = None,
     backend: str | None = None,
     *,
+    scale: float | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    fit: tuple[int, int] | None = None,
+    shrink: bool = False,
     tile: int | None = None,
     overlap: int | None = None,
     weights: Path | None = None,
@@ -32,24 +41,42 @@ def upscale_array(
 ) -> NDArray[Any]:
     """Upscale an (H, W) or (H, W, C) uint8/uint16/float32 array (C: 2=LA, 3=RGB, 4=RGBA).
 
-    float32 values are taken to be in [0, 1]. Returns the same dtype and channels. The
-    backend defaults to `upscaler batch`'s: openvino (bfloat16) where the CPU computes
+    float32 values are taken to be in [0, 1]. Returns the same dtype and channels. The size
+    is `factor` (2, 3 or 4; 3 when no size is given) or one of the sizes of `upscaler batch`:
+    `scale` (1 to 8), `width`, `height` or `fit` (width, height), the network at the factor
+    that serves it, then an antialiased bicubic resize to the exact size; with `shrink`, a
+    larger image is made smaller to `width`, `height` or `fit` (else it keeps its size).
+    The backend defaults to `upscaler batch`'s: openvino (bfloat16) where the CPU computes
     bfloat16 natively, else onnx. `model="jpeg"` runs the weights trained for JPEG inputs
-    (pixels carry no file to tell: say so for pixels decoded from a JPEG); a factor without
-    them raises BackendError.
+    (pixels carry no file to tell: say so for pixels decoded from a JPEG) at the first
+    network pass; a factor without them raises BackendError.
     """
-    if isinstance(factor, bool) or not isinstance(factor, int):
+    if factor is not None and (isinstance(factor, bool) or not isinstance(factor, int)):
         raise TypeError(f"factor must be an int (2, 3 or 4), not {factor!r}")
     options = BackendOptions(
         weights=weights, device=device, threads=threads, precision=precision, model=model
     )
-    loaded = load_backend(backend or default_backend(device), factor, options)
-    return upscale_pixels(pixels, loaded, tile, overlap)
+    name = backend or default_backend(device)
+    if scale is None and width is None and height is None and fit is None:
+        loaded = load_backend(name, 3 if factor is None else factor, options)
+        return upscale_pixels(pixels, loaded, tile, overlap)
+    if factor is not None:
+        raise ValueError("give factor or one of scale, width, height, fit, not both")
+    rule = OutputSize(scale=scale, width=width, height=height, fit=fit, shrink=shrink)
+    img = pixels[:, :, None] if pixels.ndim == 2 else pixels
+    size = rule.size_for(img.shape[1], img.shape[0])
+    network_passes((img.shape[1], img.shape[0]), size)  # ValueError beyond what is served
+
+    def backend_for(f: int, first: bool) -> Backend:
+        return load_backend(name, f, options if first else replace(options, model="clean"))
+
+    out = collect(output_rows(Window(from_array(img)).reader(), size, backend_for, tile, overlap))
+    return out[:, :, 0] if pixels.ndim == 2 else out
 
 
 def upscale_image(
     image: Image.Image,
-    factor: int = 3,
+    factor: int | None = None,
     backend: str | None = None,
     **options: object,
 ) -> Image.Image:
