@@ -9,6 +9,8 @@ an evaluation set: nothing is chosen on it.
     python benchmarks/jpeg_quality.py --factor 3 --quality 75 --quality 90 \
         --weights 3=runs/espcn_x3_jpeg.onnx
     python benchmarks/jpeg_quality.py --hr-dir HELD_OUT --factor 3 --quality 95   # choices
+    python benchmarks/jpeg_quality.py --hr-dir HELD_OUT --codec webp --factor 3 \
+        --weights 3=weights/espcn_x3_jpeg.onnx    # lossy WebP inputs instead
 
 With `--hr-dir`, the photos of that folder are the ground truth instead (cropped to a multiple
 of the factor, shrunk with Pillow's antialiased bicubic, then saved as JPEG): choices such as
@@ -33,7 +35,13 @@ SHARED = Path(os.environ.get("UPSCALER_SHARED", ROOT.parent / "shared"))
 SET5 = SHARED / "data" / "Set5"
 
 
-def held_inputs(folder: Path, photos: Path, factor: int, quality: int | None) -> tuple[Path, Path]:
+#: --codec: the lossy format the low-resolution inputs are saved in, and its suffix.
+CODECS = {"jpeg": "jpg", "webp": "webp"}
+
+
+def held_inputs(
+    folder: Path, photos: Path, factor: int, quality: int | None, suffix: str = "jpg"
+) -> tuple[Path, Path]:
     """(LR folder, HR folder) made from the photos of `photos`."""
     lr, hr = folder / "lr", folder / "hr"
     lr.mkdir(parents=True)
@@ -48,11 +56,13 @@ def held_inputs(folder: Path, photos: Path, factor: int, quality: int | None) ->
         if quality is None:
             small.save(lr / f"{path.stem}.png")
         else:
-            small.save(lr / f"{path.stem}.jpg", quality=quality)
+            small.save(lr / f"{path.stem}.{suffix}", quality=quality)
     return lr, hr
 
 
-def inputs(folder: Path, factor: int, quality: int | None) -> tuple[Path, Path]:
+def inputs(
+    folder: Path, factor: int, quality: int | None, suffix: str = "jpg"
+) -> tuple[Path, Path]:
     """(LR folder, HR folder) of Set5 at `factor`, LR as JPEG of `quality` (None: PNG)."""
     lr, hr = folder / "lr", folder / "hr"
     lr.mkdir(parents=True)
@@ -64,7 +74,7 @@ def inputs(folder: Path, factor: int, quality: int | None) -> tuple[Path, Path]:
             if quality is None:
                 im.save(lr / f"{stem}.png")
             else:
-                im.convert("RGB").save(lr / f"{stem}.jpg", quality=quality)
+                im.convert("RGB").save(lr / f"{stem}.{suffix}", quality=quality)
     return lr, hr
 
 
@@ -101,6 +111,9 @@ def main() -> int:
     parser.add_argument("--quality", type=int, action="append", help="JPEG quality (repeat)")
     parser.add_argument("--hr-dir", type=Path, help="photos to score on instead of Set5")
     parser.add_argument(
+        "--codec", choices=sorted(CODECS), default="jpeg", help="lossy format of the inputs"
+    )
+    parser.add_argument(
         "--weights",
         action="append",
         default=[],
@@ -112,7 +125,10 @@ def main() -> int:
     qualities: list[int | None] = [*(args.quality or [75, 90]), None]
     candidates = dict(item.split("=", 1) for item in args.weights)
     where = args.hr_dir or "Set5"
-    print(f"{where}, PSNR-Y dB (shared protocol) through upscaler batch --reference, onnx fp32")
+    print(
+        f"{where}, {args.codec} inputs, PSNR-Y dB (shared protocol) through upscaler batch"
+        " --reference, onnx fp32"
+    )
     print(
         "factor | input | bicubic | shipped | candidate | shipped - bicubic | candidate - bicubic"
     )
@@ -121,10 +137,11 @@ def main() -> int:
             for quality in qualities:
                 name = "clean" if quality is None else f"q{quality}"
                 folder = Path(tmp) / f"x{factor}-{name}"
+                suffix = CODECS[args.codec]
                 if args.hr_dir:
-                    lr, hr = held_inputs(folder, args.hr_dir, factor, quality)
+                    lr, hr = held_inputs(folder, args.hr_dir, factor, quality, suffix)
                 else:
-                    lr, hr = inputs(folder, factor, quality)
+                    lr, hr = inputs(folder, factor, quality, suffix)
                 bicubic = mean_psnr(lr, hr, folder / "bicubic", factor, ["--backend", "bicubic"])
                 clean = ["--backend", "onnx", "--input-kind", "clean"]
                 shipped = mean_psnr(lr, hr, folder / "shipped", factor, clean)
