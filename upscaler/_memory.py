@@ -1,16 +1,17 @@
-"""The allocator setting that keeps a streamed image's memory flat, and fast.
+"""The allocator settings that keep a streamed image's memory flat, and fast.
 
 glibc's malloc serves a large block from its heap once a block of that size has been freed
 (it raises its mmap threshold up to 32 MB as blocks come and go), and a heap rarely shrinks:
 band after band, a streamed image's peak grew to 1.4 times what the bands need (6000x4000 JPEG
 at x3: a peak of 343,272 kB against 245,492 kB with a threshold of 1 MB). A fixed threshold of
-16 MB sends each band (BAND_BYTES) and larger blocks to mmap, whose pages go back to the system
-when freed,
-while the tiles' float buffers (a few megabytes) stay on the heap and are reused while hot: at
-1 MB every tile's buffers were fresh pages, and the work around the network ran 3 to 8 times
-slower (the 216 MP run: 41.3 s and 260 MB at 1 MB, 19.0 s and 295 MB at 16 MB). Set once per
-process, before the first image (`ensure_flat_heap`), for the threads, processes and Dask
-workers that run jobs alike; elsewhere than glibc it does nothing.
+16 MB maps larger blocks (whole images decoded by Pillow, GIF frames) on their own, their pages
+returned when freed, while the bands (BAND_BYTES) and the tiles' float buffers stay on the
+heap and are reused while hot: at 1 MB every tile's buffers were fresh pages, and the work
+around the network ran 3 to 8 times slower (the 216 MP run: 41.3 s at 1 MB, 19.0 s at 16 MB).
+Setting the mmap threshold by hand also stops glibc from raising its trim threshold (128 kB),
+so the trim threshold is fixed too (TRIM_THRESHOLD). Set once per process, before the first
+image (`ensure_flat_heap`), for the threads, processes and Dask workers that run jobs alike;
+elsewhere than glibc it does nothing.
 """
 
 from __future__ import annotations
