@@ -334,3 +334,27 @@ def test_animations_are_written_a_frame_at_a_time_with_their_timing(tmp_path: Pa
     assert ran.returncode == 1
     (line,) = [line for line in ran.stderr.splitlines() if "pages.tif" in line]
     assert "different sizes" in line and "--format tiff" in line
+
+
+def test_outputs_held_whole_are_bounded_like_inputs_decoded_whole(tmp_path: Path) -> None:
+    """--max-decode-pixels bounds what is held whole on the way out too: a WebP or TIFF
+    output, each output frame of an animation, an output kept for --reference; PNG and JPEG
+    outputs, written in strips, are not bounded by it."""
+    src = tmp_path / "in"
+    src.mkdir()
+    _sample(400, 300).save(src / "still.png")  # 1,080,000 pixels out at x3
+    frames = [_sample(400, 300).rotate(10 * i) for i in range(2)]
+    frames[0].save(src / "anim.gif", save_all=True, append_images=frames[1:], duration=50)
+    cap = ["--max-decode-pixels", "1000000", "--backend", "bicubic", "--factor", "3"]
+    for fmt in ("webp", "tiff"):
+        ran = run_cli("batch", src, "-o", tmp_path / fmt, "--format", fmt, *cap)
+        assert ran.returncode == 1, ran.stderr
+        lines = [
+            line for line in ran.stderr.splitlines() if "more than --max-decode-pixels" in line
+        ]
+        assert len(lines) == 2 and all("1200x900 pixels of output" in ln for ln in lines), lines
+        assert not list((tmp_path / fmt).glob("[!.]*"))  # nothing but the lock
+    ran = run_cli("batch", src / "still.png", "-o", tmp_path / "png", "--format", "png", *cap)
+    assert ran.returncode == 0, ran.stderr
+    ran = run_cli("batch", src / "still.png", "-o", tmp_path / "ref", "--reference", src, *cap)
+    assert ran.returncode == 1 and "(--reference holds it whole)" in ran.stderr, ran.stderr

@@ -280,8 +280,9 @@ def cli() -> None:
     show_default=True,
     help="Refuse inputs (and frames, pages) larger than this that must be decoded whole: "
     "progressive JPEG, interlaced PNG, GIF, WebP, HEIF, AVIF, JPEG XL, BMP, animations, "
-    "multi-page TIFF (checked before decoding). Baseline JPEG, PNG and TIFF are decoded in "
-    "strips: no limit but --max-pixels.",
+    "multi-page TIFF (checked before decoding); and outputs held whole: every format but PNG "
+    "and JPEG, output frames and pages, --reference. Baseline JPEG, PNG and TIFF are decoded "
+    "in strips, PNG and JPEG written in strips: no limit but --max-pixels.",
 )
 @click.option(
     "--max-frames",

@@ -48,6 +48,8 @@ __all__ = [
     "Metadata",
     "Opened",
     "check_decode_size",
+    "check_whole_output",
+    "whole_writer",
     "decode",
     "open_rows",
     "encode",
@@ -199,6 +201,27 @@ def check_decode_size(size: tuple[int, int], max_decode_pixels: int | None, what
         raise ImageError(
             f"{w}x{h} pixels{kind}: more than --max-decode-pixels {max_decode_pixels:,}"
         )
+
+
+def check_whole_output(
+    size: tuple[int, int], max_decode_pixels: int | None, why: str | None
+) -> None:
+    """ImageError when an output held whole (`why`: what holds it, e.g. "the WEBP writer";
+    None for an output written in strips) would have more than `max_decode_pixels` pixels:
+    what is held whole is bounded alike, read or written."""
+    w, h = size
+    if why is not None and max_decode_pixels is not None and w * h > max_decode_pixels:
+        raise ImageError(
+            f"{w}x{h} pixels of output ({why} holds it whole): more than --max-decode-pixels"
+            f" {max_decode_pixels:,} (PNG and JPEG outputs are written in strips)"
+        )
+
+
+def whole_writer(dst: Path) -> str | None:
+    """What holds an output of `dst`'s format whole ("the TIFF writer"); None for PNG and
+    JPEG, written in strips."""
+    fmt = _WRITABLE.get(dst.suffix.lower(), dst.suffix.lstrip(".").upper())
+    return None if fmt in ("PNG", "JPEG") else f"the {fmt} writer"
 
 
 @dataclass(frozen=True)

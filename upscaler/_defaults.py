@@ -20,13 +20,16 @@ __all__ = [
 #: Where images are processed: in this machine's processes, or on a Dask cluster.
 ENGINES = ("local", "dask")
 DEFAULT_ENGINE = "local"
-#: Default --max-pixels: 400 megapixels of output (6000x4000 at x4 is 384).
-DEFAULT_MAX_PIXELS = 400_000_000
-#: Default --max-frames: longer animations and multi-page files are refused (an animation's
-#: output frames are all in memory while Pillow writes them).
+#: Default --max-pixels: 2 gigapixels of output. Memory no longer grows with the output (PNG
+#: and JPEG are written in strips; other formats are held whole, bounded by
+#: --max-decode-pixels); what limits it is the disk (a few GB a file) and time (about 2
+#: minutes a gigapixel on 2 cores), and formats: JPEG takes at most 65,535 pixels a side.
+DEFAULT_MAX_PIXELS = 2_000_000_000
+#: Default --max-frames: longer animations and multi-page files are refused (WebP's writer
+#: holds every output frame).
 DEFAULT_MAX_FRAMES = 300
-#: Default --max-decode-pixels: the largest picture decoded whole (progressive JPEG, interlaced
-#: PNG, GIF, WebP, HEIF, JPEG XL, frames and pages...), about 7 bytes a pixel while decoded.
+#: Default --max-decode-pixels: the largest picture decoded or written whole (progressive JPEG,
+#: interlaced PNG, GIF, WebP, HEIF, JPEG XL, frames and pages...), about 7 bytes a pixel.
 DEFAULT_MAX_DECODE_PIXELS = 50_000_000
 #: Images of more pixels than this are decoded in strips where the format allows it, and
 #: JPEG outputs encoded in strips; smaller ones are decoded and encoded whole (faster to

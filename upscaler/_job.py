@@ -32,6 +32,7 @@ from ._codec import (
     Metadata,
     SeveralFrames,
     check_decode_size,
+    check_whole_output,
     decode,
     encode_frames,
     encode_rows,
@@ -39,6 +40,7 @@ from ._codec import (
     open_rows,
     partial_output,
     pil_to_pixels,
+    whole_writer,
 )
 from ._defaults import (
     DEFAULT_MAX_DECODE_PIXELS,
@@ -270,6 +272,9 @@ def _process_held(
         except SeveralFrames:
             return _process_frames(job, settings, on_tiles, base, named)
         size = settings.output_size().stored_size_for(*image.size, image.turned)
+        keep = settings.reference is not None
+        why = "--reference" if keep else whole_writer(job.dst)
+        check_whole_output(size, settings.max_decode_pixels, why)
         model = _model_for(settings, network_passes(image.size, size), image.jpeg_quality)
         window = Window(image.rows, readers=2)
         out = output_rows(
@@ -280,9 +285,7 @@ def _process_held(
             settings.overlap,
             on_tiles,
         )
-        watch = Watch(
-            window.reader(1), out, settings.thumbnails is not None, settings.reference is not None
-        )
+        watch = Watch(window.reader(1), out, settings.thumbnails is not None, keep)
         meta = image.metadata.resized(image.size, size)
         encode_rows(watch.rows, job.dst, meta, settings.quality)
     except Exception as exc:  # one image never stops the run by itself (a full disk does)
@@ -400,7 +403,9 @@ def _frame_size(size: tuple[int, int], settings: Settings) -> tuple[int, int]:
     """A frame's (or page's) output size; ImageError, from its header, for a frame too large
     to decode whole (--max-decode-pixels) or to make (--max-pixels)."""
     check_decode_size(size, settings.max_decode_pixels, "each frame or page")
-    return checked_size(settings.output_size(), size, settings.max_pixels)
+    out = checked_size(settings.output_size(), size, settings.max_pixels)
+    check_whole_output(out, settings.max_decode_pixels, "each output frame or page")
+    return out
 
 
 def _upscaled_frames(
