@@ -556,6 +556,7 @@ def _jpeg_ready(rows: Rows) -> Rows:
                 plane = pixels_to_pil(band8)
                 band8 = np.asarray(_flatten_alpha(plane)).reshape(*band.shape[:2], channels)
             yield band8
+            del band, band8
 
     return Rows(rows.width, rows.height, channels, np.dtype(np.uint8), bands())
 

@@ -89,6 +89,7 @@ def _restrip(bands: Iterator[NDArray[Any]], strip: int) -> Iterator[NDArray[Any]
             yield band[top : top + strip]
         if whole < band.shape[0]:
             carry = band[whole:].copy()
+        del band  # not held while the next band is made
     if carry is not None:
         yield carry
 

@@ -97,6 +97,7 @@ class Watch:
         for band in self.out.bands:
             yield band
             self._see(band)
+            del band  # not held while the next band is made
         if self._checked:
             self._compare(self.source.rows.height)
 

@@ -66,7 +66,8 @@ def write_png_bands(
         for top in range(0, band.shape[0], step):
             rows = _row_bytes(band[top : top + step])
             _chunk(fh, b"IDAT", deflate.compress(_up_filtered(rows, above)))
-            above, rows_seen = rows[-1], rows_seen + rows.shape[0]
+            above, rows_seen = rows[-1].copy(), rows_seen + rows.shape[0]
+        del band, rows  # (`above` is a copy) not held while the next band is made
     if rows_seen != h:
         raise ValueError(f"PNG of {h} rows given {rows_seen}")
     _chunk(fh, b"IDAT", deflate.flush())

@@ -71,6 +71,7 @@ def upscaled(
             upscale_into(canvas, pixels, backend, tile, overlap, progress)
             done += count
             yield canvas.array[(a - lo) * s : (b - lo) * s]
+            del pixels, canvas  # not held while the next band is made (see `_rows`)
 
     return Rows(src.width * s, src.height * s, src.channels, src.dtype, bands())
 
@@ -108,6 +109,7 @@ def resized(source: Reader, size: tuple[int, int]) -> Rows:
             top = int(first.min())
             plane = window.get(top, int((first + count).max()))
             yield _back_to(down(plane, first - top, weights), src.dtype)
+            del plane
 
     return Rows(size[0], size[1], src.channels, src.dtype, bands())
 
@@ -168,6 +170,7 @@ def across(source: Reader, width: int) -> Rows:
         for top in range(0, src.height, step):
             band = source.get(top, min(top + step, src.height)).astype(np.float32)
             yield band if width == src.width else _per_channel(band, width)
+            del band
 
     return Rows(width, src.height, src.channels, np.dtype(np.float32), bands())
 
