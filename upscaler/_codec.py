@@ -211,9 +211,10 @@ def check_whole_output(
     what is held whole is bounded alike, read or written."""
     w, h = size
     if why is not None and max_decode_pixels is not None and w * h > max_decode_pixels:
+        hint = " (PNG and JPEG outputs are written in strips)" if why.endswith("writer") else ""
         raise ImageError(
             f"{w}x{h} pixels of output ({why} holds it whole): more than --max-decode-pixels"
-            f" {max_decode_pixels:,} (PNG and JPEG outputs are written in strips)"
+            f" {max_decode_pixels:,}{hint}"
         )
 
 

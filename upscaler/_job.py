@@ -249,8 +249,8 @@ def _process_image(
         try:
             return _process_held(job, settings, on_tiles, named)
         finally:
-            if held > TRIM_ABOVE_BYTES:  # a small image's heap is reused as it is: trimming
-                give_back()  # it after each one cost a third more time (page faults)
+            if held > TRIM_ABOVE_BYTES:  # a small image's heap is kept for the next one
+                give_back()
 
 
 def _process_held(
