@@ -50,6 +50,9 @@ def _generated(folder: Path) -> dict[str, int]:
         made[f"pages_{tag}.tif"] = 2
     _wide_grey("I;16").save(folder / "png_i16.png")
     made["png_i16.png"] = 1
+    frames = [_wide_grey("I;16"), _wide_grey("I;16", flip=True)]  # an APNG of 16-bit frames
+    frames[0].save(folder / "frames_i16.png", save_all=True, append_images=frames[1:])
+    made["frames_i16.png"] = 2
     return made
 
 
@@ -150,7 +153,8 @@ def _animation_bytes(fmt: str) -> bytes:
 
 
 def test_animations_cut_anywhere_fail_in_one_line(tmp_path: Path) -> None:
-    """GIF, APNG and WebP animations cut at a third, a half and nine tenths of their bytes:
+    """GIF, APNG and WebP animations cut at a third, a half and nine tenths of their bytes,
+    JPEG XL stills at a half and nine tenths (with its plugin):
     each a one-line failure with a file's reason, never an internal error; the run goes on
     (a good image beside them is written) and exits 1."""
     src = tmp_path / "in"
@@ -163,6 +167,14 @@ def test_animations_cut_anywhere_fail_in_one_line(tmp_path: Path) -> None:
             name = f"cut{cut}_{suffix}.{suffix}"
             (src / name).write_bytes(data[:keep])
             names.append(name)
+    if _plugins():  # JPEG XL stills cut short too
+        buf = io.BytesIO()
+        photo(64, 48).save(buf, "JXL", quality=90)
+        for cut in (2, 10):
+            data = buf.getvalue()
+            keep = len(data) // cut if cut != 10 else len(data) * 9 // 10
+            (src / f"cut{cut}.jxl").write_bytes(data[:keep])
+            names.append(f"cut{cut}.jxl")
     photo(20, 10).save(src / "good.png")
     ran = run_cli("batch", src, "-o", tmp_path / "out", "--backend", "bicubic")
     assert ran.returncode == 1, ran.stderr
