@@ -238,3 +238,23 @@ def test_a_lock_linked_to_nowhere_creates_nothing_there(tmp_path: Path) -> None:
     ran = run_cli("batch", tmp_path / "a.png", "-o", out, "--backend", "bicubic")
     assert ran.returncode == 0, ran.stderr
     assert not target.exists() and not (out / ".upscaler.lock").is_symlink()
+
+
+def test_compare_writes_its_crops_and_reports_in_place_of_planted_links(tmp_path: Path) -> None:
+    """`upscaler compare` writes its crops and its three reports as outputs are written: a
+    link planted at any of them is replaced, its target keeps its bytes."""
+    hr = tmp_path / "hr"
+    hr.mkdir()
+    photo(64, 64, seed=1).save(hr / "a.png")
+    out = tmp_path / "cmp"
+    (out / "crops").mkdir(parents=True)
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    planted = [out / name for name in ("report.json", "report.csv", "index.html")]
+    planted += [out / "crops" / f"a_{label}.png" for label in ("ground_truth", "bicubic")]
+    for path in planted:
+        path.symlink_to(victim)
+    ran = run_cli("compare", hr, "--factor", 2, "--backend", "bicubic", "-o", out)
+    assert ran.returncode == 0, ran.stderr
+    assert victim.read_text() == "precious"
+    assert all(not path.is_symlink() and path.stat().st_size > 0 for path in planted)

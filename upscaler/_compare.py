@@ -274,7 +274,12 @@ def _save_crops(
     crops = {}
     for label, img in {"ground truth": hr, **outputs}.items():
         name = f"{stem}_{label.replace(' ', '_')}.png"
-        pixels_to_pil(img[top : top + side, left : left + side]).save(folder / name)
+        # written as outputs are (new file, then rename): never through a planted link
+        encode(
+            np.ascontiguousarray(img[top : top + side, left : left + side]),
+            folder / name,
+            Metadata(),
+        )
         crops[label] = f"crops/{name}"
     return crops
 
