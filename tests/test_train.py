@@ -72,10 +72,18 @@ def test_sampling_is_a_function_of_seed_and_step(photos: Path) -> None:
 
 
 def test_train_writes_keras_onnx_and_facts_reproducibly(photos: Path, tmp_path: Path) -> None:
+    """...in place of links planted at their names (replaced, their targets untouched)."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    (tmp_path / "a").mkdir()
+    for suffix in (".keras", ".onnx", ".json"):
+        (tmp_path / "a" / f"m{suffix}").symlink_to(victim)
     first = run_cli(*_args(photos, tmp_path / "a" / "m.keras"))
     assert first.returncode == 0, first.stderr
     for suffix in (".keras", ".onnx", ".json"):
-        assert (tmp_path / "a" / f"m{suffix}").is_file()
+        path = tmp_path / "a" / f"m{suffix}"
+        assert path.is_file() and not path.is_symlink()
+    assert victim.read_text() == "precious"
     assert "val_psnr" in first.stdout + first.stderr
     assert run_cli(*_args(photos, tmp_path / "b" / "m.keras")).returncode == 0
     for x, y in zip(

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -257,13 +258,27 @@ def train(
     if best is not None:
         facts.update(best.restore_best())
     out.parent.mkdir(parents=True, exist_ok=True)
-    _inference_copy(model, cfg.factor).save(out)
+    copy = _inference_copy(model, cfg.factor)
+    _replaced(out, lambda tmp: copy.save(tmp))
     if best is not None:
         best.clean_up()
     if export:
-        export_onnx(out, out.with_suffix(".onnx"))
-    out.with_suffix(".json").write_text(json.dumps(facts, indent=2) + "\n")
+        _replaced(out.with_suffix(".onnx"), lambda tmp: export_onnx(out, tmp))
+    text = json.dumps(facts, indent=2) + "\n"
+    _replaced(out.with_suffix(".json"), lambda tmp: tmp.write_text(text))
     return facts
+
+
+def _replaced(path: Path, write: Any) -> None:
+    """`write(tmp)` to a new file of a random name beside `path`, then renamed over `path`:
+    a file or a planted symbolic link at `path` is replaced, never written through."""
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:12]}.tmp{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def _best_keeper(pairs: Sequence[Pair], factor: int, out: Path) -> Any:
@@ -281,7 +296,8 @@ def _best_keeper(pairs: Sequence[Pair], factor: int, out: Path) -> Any:
                 self.model.save_weights(str(folder / "tmp.weights.h5"))
                 os.replace(folder / "tmp.weights.h5", folder / "best.weights.h5")
                 state = {"best_epoch": epoch + 1, "best_val_whole_psnr": round(score, 4)}
-                (folder / "best.json").write_text(json.dumps(state) + "\n")
+                text = json.dumps(state) + "\n"
+                _replaced(folder / "best.json", lambda tmp: tmp.write_text(text))
             print(
                 f"epoch {epoch + 1}: whole-image validation PSNR {score:.3f} dB "
                 f"(best {state['best_val_whole_psnr']:.3f}, epoch {state['best_epoch']})",
