@@ -16,8 +16,8 @@ strip. An image of one strip is written without them: Pillow's own file, byte fo
 Why not a library: no maintained Python library encodes a JPEG from rows that arrive over
 time. Pillow's and OpenCV's encoders take a whole image; libvips streams, but takes its input
 from a file or a byte stream only, and its strip buffers (128 rows at a time, twice, plus its
-line cache) came to about 40 MB at 18000 pixels wide, against a few megabytes here, and 30%
-more time (measured).
+line cache) came to about 40 MB at 18000 pixels wide, against a few megabytes here (216 MP of
+random pixels encoded in one process: 3.4 to 3.9 s through libvips, 2.6 to 2.7 s here).
 """
 
 from __future__ import annotations
