@@ -68,6 +68,7 @@ def write_jpeg(rows: Rows, fh: BinaryIO, options: dict[str, Any]) -> None:
     writer = _Strips(rows, fh, options, mcu_rows)
     for part in _restrip(rows.bands, strip):
         writer.encode(part)
+        del part  # a view of its band: not held while the next band is made
     fh.write(_EOI)
 
 
