@@ -10,9 +10,8 @@ heap and are reused while hot: at 1 MB every tile's buffers were fresh pages, an
 around the network ran 3 to 8 times slower (the 216 MP run: 41.3 s at 1 MB, 19.0 s at 16 MB).
 Setting the mmap threshold by hand also stops glibc from raising its trim threshold (128 kB),
 so the trim threshold is fixed too (TRIM_THRESHOLD), and the threads share two heaps
-(ARENA_MAX). Set once per process, before the first
-image (`ensure_flat_heap`), for the threads, processes and Dask workers that run jobs alike;
-elsewhere than glibc it does nothing.
+(ARENA_MAX). Set once per process, before the first image (`ensure_flat_heap`), for the
+threads, processes and Dask workers that run jobs alike; elsewhere than glibc it does nothing.
 """
 
 from __future__ import annotations
@@ -33,8 +32,8 @@ MMAP_THRESHOLD = 16 << 20
 TRIM_THRESHOLD = 2 * MMAP_THRESHOLD
 #: Heaps (glibc's arenas) that threads share: each thread that allocates gets a heap of its own
 #: up to 8 per core, and a block freed in one is not reused by another (an image's bands are
-#: made on one thread and freed on another): two kept the 216 MP JPEG at 203 MB against 221
-#: and two --scale 6 photos at 224 against 243, no slower (measured).
+#: made on one thread and freed on another): two kept the 216 MP JPEG at 203,080 kB against
+#: 221,296 and two --scale 6 photos at 224,420 kB against 243,320, no slower (measured).
 ARENA_MAX = 2
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8  # mallopt's (malloc.h)
 
