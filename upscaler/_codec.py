@@ -32,7 +32,7 @@ from ._frames import Animation, frame_count, quantise, write_frames
 from ._jpeg import estimate_quality
 from ._jpegstrips import write_jpeg
 from ._png import write_png, write_png_bands
-from ._rows import Rows, collect, from_array
+from ._rows import Rows, collect, from_array, squeezed
 from ._size import OutputSize, checked_size
 
 __all__ = [
@@ -541,8 +541,7 @@ def encode_rows(rows: Rows, dst: Path, metadata: Metadata, quality: int = 95) ->
         options = _save_options(fmt, metadata, quality)
         _atomically(dst, lambda fh: write_jpeg(_jpeg_ready(rows), fh, options))
     else:
-        whole = collect(rows)
-        encode(whole[:, :, 0] if rows.channels == 1 else whole, dst, metadata, quality)
+        encode(squeezed(collect(rows)), dst, metadata, quality)
 
 
 def _jpeg_ready(rows: Rows) -> Rows:

@@ -31,7 +31,7 @@ from ._color import to_uint8
 from ._errors import ImageError, file_reason
 from ._memory import give_back
 from ._png import write_png_chunk, write_png_frame
-from ._rows import Rows, collect
+from ._rows import Rows, collect, squeezed
 
 __all__ = [
     "ANIMATED_FORMATS",
@@ -145,8 +145,7 @@ def write_frames(
 
 def _array(frame: Rows) -> NDArray[Any]:
     """A frame's pixels, whole: (H, W) for one channel, else (H, W, C)."""
-    pixels = collect(frame)
-    return pixels[:, :, 0] if frame.channels == 1 else pixels
+    return squeezed(collect(frame))
 
 
 def _same_size(frames: Iterator[Rows]) -> Iterator[Rows]:
@@ -235,7 +234,7 @@ def _pasted(frame: Rows) -> Image.Image:
     top = 0
     for band in frame.bands:
         rows = to_uint8(band)
-        image.paste(Image.fromarray(rows[:, :, 0] if frame.channels == 1 else rows), (0, top))
+        image.paste(Image.fromarray(squeezed(rows)), (0, top))
         top += band.shape[0]
     return image
 

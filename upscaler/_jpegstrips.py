@@ -17,7 +17,8 @@ Why not a library: no maintained Python library encodes a JPEG from rows that ar
 time. Pillow's and OpenCV's encoders take a whole image; libvips streams, but takes its input
 from a file or a byte stream only, and its strip buffers (128 rows at a time, twice, plus its
 line cache) came to about 40 MB at 18000 pixels wide, against a few megabytes here (216 MP of
-random pixels encoded in one process: 3.4 to 3.9 s through libvips, 2.6 to 2.7 s here).
+random pixels encoded in one process, with other work on the machine: 3.4 to 3.9 s through
+libvips, 2.6 to 2.7 s here).
 """
 
 from __future__ import annotations
@@ -56,7 +57,9 @@ def write_jpeg(rows: Rows, fh: BinaryIO, options: dict[str, Any]) -> None:
             f"{rows.width}x{rows.height} is too large for JPEG"
             f" (at most {JPEG_MAX_SIDE:,} pixels a side)"
         )
-    mcu = 16 if rows.channels == 3 and options.get("subsampling", 2) == 2 else 8
+    if "subsampling" in options:  # the MCU rows below are those of Pillow's default
+        raise ValueError("JPEG strips are written with Pillow's default 4:2:0 subsampling")
+    mcu = 8 if rows.channels == 1 else 16  # pixel rows of an MCU: grey, colour at 4:2:0
     per_mcu_row = -(-rows.width // mcu)
     # Strips of whole MCU rows; a restart interval counts its MCUs in 16 bits.
     mcu_rows = max(1, min(_STRIP_BYTES // (mcu * rows.width * rows.channels), 65535 // per_mcu_row))

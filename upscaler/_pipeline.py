@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from ._backend import Backend
 from ._color import to_uint8
 from ._metrics import BicubicShrink, y_channel, y_plane
-from ._rows import Reader, Rows, Window, collect, from_array
+from ._rows import Reader, Rows, Window, collect, from_array, squeezed
 from ._size import network_passes
 from ._stages import across, coefficients, down, resized, upscaled
 from ._thumbs import SIDE
@@ -132,17 +132,13 @@ class Watch:
     def thumbnails(self) -> tuple[NDArray[Any], NDArray[Any]]:
         """(output, input) strided copies (about 2 x thumbnail size) for `write_thumbnails`
         (the output's twice where the input was not read again)."""
-        out = _squeezed(np.concatenate(self._small[0]))
-        return out, _squeezed(np.concatenate(self._small[1])) if self._small[1] else out
+        out = squeezed(np.concatenate(self._small[0]))
+        return out, squeezed(np.concatenate(self._small[1])) if self._small[1] else out
 
     def whole(self) -> NDArray[Any]:
         """The whole output (with `keep`)."""
         assert self._whole is not None
-        return _squeezed(np.concatenate(self._whole))
-
-
-def _squeezed(pixels: NDArray[Any]) -> NDArray[Any]:
-    return pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
+        return squeezed(np.concatenate(self._whole))
 
 
 def _thumb_step(size: tuple[int, int]) -> int:
@@ -173,7 +169,7 @@ class _Consistency:
         step = max(1, _LUMA_BYTES // (band.shape[1] * 4))
         for top in range(0, band.shape[0], step):
             part = to_uint8(band[top : top + step])
-            plane = y_plane(part[:, :, 0] if band.shape[2] == 1 else part)
+            plane = y_plane(squeezed(part))
             if self.shrink is not None:
                 narrow = self.shrink.across(plane)
             else:

@@ -24,6 +24,7 @@ __all__ = [
     "Window",
     "collect",
     "from_array",
+    "squeezed",
 ]
 
 #: About this many bytes of output per band of a stage (fewer rows for wider images).
@@ -69,6 +70,11 @@ def collect(rows: Rows) -> NDArray[Any]:
     if top != rows.height:
         raise ValueError(f"the stream gave {top} rows of {rows.height}")
     return out
+
+
+def squeezed(pixels: NDArray[Any]) -> NDArray[Any]:
+    """(H, W, 1) pixels as (H, W), the engine's shape for one channel; others as they are."""
+    return pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
 
 
 class Window:
