@@ -4,15 +4,31 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from conftest import ROOT
 
-tomllib = pytest.importorskip("tomllib")  # Python 3.11+, the locked version
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: tomli, the same parser (the test extra installs it)
+    import tomli as tomllib
+
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 LOCK = ROOT / "requirements" / "constraints.txt"
+# The lock is resolved for the project's machines, CPython 3.11 on x86_64 Linux
+# (docs/development.md#maintaining): requirement markers are evaluated for them, whichever
+# supported Python runs the tests.
+LOCKED_FOR = {
+    "python_version": "3.11",
+    "python_full_version": "3.11.0",
+    "implementation_name": "cpython",
+    "platform_python_implementation": "CPython",
+    "os_name": "posix",
+    "sys_platform": "linux",
+    "platform_system": "Linux",
+    "platform_machine": "x86_64",
+}
 
 
 def _marked(name: str) -> list[str]:
@@ -43,7 +59,7 @@ def test_lock_pins_every_dependency_within_pyproject_ranges() -> None:
     pins = _pins(LOCK.read_text())
     for text in wanted:
         req = Requirement(text)
-        if req.marker is not None and not req.marker.evaluate():
+        if req.marker is not None and not req.marker.evaluate(LOCKED_FOR):
             continue  # e.g. Windows-only
         name = canonicalize_name(req.name)
         assert name in pins, f"{req.name} is not in {LOCK.name}: python scripts/deps.py refresh"
@@ -53,10 +69,3 @@ def test_lock_pins_every_dependency_within_pyproject_ranges() -> None:
 def test_peer_lock_keeps_the_opencv_line_that_reads_the_peer_models() -> None:
     pins = _pins((ROOT / "requirements" / "peer.txt").read_text())
     assert pins["opencv-contrib-python-headless"].startswith("4."), pins
-
-
-def test_readme_is_a_front_door_not_a_notebook() -> None:
-    """Method and history live in docs/; the README stays short enough to read (issue 17)."""
-    assert len(README) < 15_000, f"README.md has {len(README)} characters"
-    for link in re.findall(r"\]\((docs/[^)#]+)", README):
-        assert (ROOT / link).is_file(), link
