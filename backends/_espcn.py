@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from upscaler._errors import BackendError
+from upscaler.plugin import BasePlugin, shipped_models
 
-__all__ = ["ESPCN_HALO", "ESPCN_TILE", "EspcnBackend", "check_factor"]
+__all__ = ["ESPCN_HALO", "ESPCN_TILE", "EspcnBackend", "EspcnPlugin"]
 
 #: Receptive field of ESPCN around one input pixel: 5x5, 3x3, 3x3, 3x3 convolutions.
 ESPCN_HALO = 5
 #: Default tile side in input pixels.
 ESPCN_TILE = 256
-
-
-def check_factor(
-    run: Callable[[NDArray[np.float32]], NDArray[np.float32]], factor: int, source: object
-) -> None:
-    """Run the model once on an 8x8 input; refuse it unless it returns 8*factor squared."""
-    try:
-        out = np.asarray(run(np.zeros((1, 8, 8, 1), np.float32)))
-    except Exception as exc:
-        raise BackendError(f"{source} is not an ESPCN model this backend can run: {exc}") from exc
-    if out.size != 64 * factor * factor:
-        got = int(round((out.size / 64) ** 0.5))
-        raise BackendError(f"{source} upscales by {got}, not {factor}")
 
 
 class EspcnBackend:
@@ -49,3 +35,16 @@ class EspcnBackend:
     def run(self, tiles: NDArray[np.float32]) -> NDArray[np.float32]:
         """The model's raw output for (B, H, W, 1) luma."""
         raise NotImplementedError
+
+
+class EspcnPlugin(BasePlugin):
+    """The plugins of the shipped weights: their models, and the consistency PSNR under which
+    an output is suspect: at least 1 dB under the lowest of 400 healthy BSDS500 photos at x2,
+    x3 and x4 (43.6 dB; docs/reference.md#reports), above black frames, upside-down outputs,
+    most seams and RGB/BGR mix-ups."""
+
+    consistency_floor: float | None = 42.0
+
+    def models(self, factor: int) -> tuple[str, ...]:
+        """The shipped weights for `factor` ("clean", and "jpeg" where trained)."""
+        return tuple(str(model) for model in shipped_models(factor))

@@ -9,11 +9,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from upscaler._backend import BackendOptions
-from upscaler._errors import BackendError
-from upscaler._precision import fp32_only
+from upscaler.plugin import BackendError, BackendOptions, check_factor, shipped_weights
 
-from ._espcn import EspcnBackend, check_factor
+from ._espcn import EspcnBackend, EspcnPlugin
 
 __all__ = ["KerasBackend", "plugin"]
 
@@ -42,18 +40,8 @@ def _set_threads(threads: int | None) -> None:
         pass
 
 
-class _Plugin:
-    factors = (2, 3, 4)
-
-    def models(self, factor: int) -> tuple[str, ...]:
-        """The shipped weights for `factor` ("clean", and "jpeg" where trained)."""
-        from upscaler.weights import shipped_models
-
-        return tuple(str(model) for model in shipped_models(factor))
-
-    def precision(self, wanted: str = "auto") -> str:
-        """What `wanted` runs as here: fp32, or a BackendError."""
-        return fp32_only(wanted, "keras")
+class _Plugin(EspcnPlugin):
+    name = "keras"
 
     def unavailable_reason(self) -> str | None:
         missing = [m for m in ("tensorflow", "keras") if importlib.util.find_spec(m) is None]
@@ -62,19 +50,18 @@ class _Plugin:
         return None
 
     def create(self, factor: int, options: BackendOptions) -> KerasBackend:
-        fp32_only(options.precision, "keras")
+        self.precision(options.precision)  # fp32 only
         if options.device != "cpu":
             raise BackendError(
                 "the keras backend runs on the CPU here; use --backend onnx --device cuda"
             )
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
         _set_threads(options.threads)
-        from upscaler._model import load_model
-        from upscaler.weights import shipped_weights
+        from upscaler.plugin import load_keras_model
 
         path = options.weights or shipped_weights(factor, "keras", options.model)
         try:
-            model = load_model(str(path))
+            model = load_keras_model(str(path))
         except Exception as exc:
             raise BackendError(f"cannot load Keras model {path}: {exc}") from exc
         backend = KerasBackend(model, factor)

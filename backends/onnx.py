@@ -9,11 +9,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from upscaler._backend import BackendOptions
-from upscaler._errors import BackendError
-from upscaler._precision import fp32_only
+from upscaler.plugin import BackendError, BackendOptions, check_factor, shipped_weights
 
-from ._espcn import EspcnBackend, check_factor
+from ._espcn import EspcnBackend, EspcnPlugin
 
 __all__ = ["OnnxBackend", "plugin"]
 
@@ -61,18 +59,12 @@ def _share_arena(ort: Any) -> None:
             _arena_registered = True
 
 
-class _Plugin:
-    factors = (2, 3, 4)
+class _Plugin(EspcnPlugin):
+    name = "onnx"
 
-    def models(self, factor: int) -> tuple[str, ...]:
-        """The shipped weights for `factor` ("clean", and "jpeg" where trained)."""
-        from upscaler.weights import shipped_models
-
-        return tuple(str(model) for model in shipped_models(factor))
-
-    def precision(self, wanted: str = "auto") -> str:
-        """What `wanted` runs as here: fp32, or a BackendError."""
-        return fp32_only(wanted, "onnx")
+    def default_rank(self, device: str) -> int:
+        """The default backend wherever OpenVINO does not claim it (`--device cuda` too)."""
+        return 1
 
     def unavailable_reason(self) -> str | None:
         if importlib.util.find_spec("onnxruntime") is None:
@@ -80,10 +72,8 @@ class _Plugin:
         return None
 
     def create(self, factor: int, options: BackendOptions) -> OnnxBackend:
-        fp32_only(options.precision, "onnx")
+        self.precision(options.precision)  # fp32 only
         import onnxruntime as ort
-
-        from upscaler.weights import shipped_weights
 
         path = options.weights or shipped_weights(factor, "onnx", options.model)
         so = ort.SessionOptions()

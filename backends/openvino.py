@@ -18,11 +18,16 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from upscaler._backend import BackendOptions
-from upscaler._errors import BackendError
-from upscaler._precision import PRECISIONS, native_bf16
+from upscaler.plugin import (
+    PRECISIONS,
+    BackendError,
+    BackendOptions,
+    check_factor,
+    native_bf16,
+    shipped_weights,
+)
 
-from ._espcn import EspcnBackend, check_factor
+from ._espcn import EspcnBackend, EspcnPlugin
 
 __all__ = ["OpenVinoBackend", "plugin"]
 
@@ -103,19 +108,20 @@ def _converter_on_demand(name: str) -> object:
     return convert_model
 
 
-class _Plugin:
-    factors = (2, 3, 4)
-
-    def models(self, factor: int) -> tuple[str, ...]:
-        """The shipped weights for `factor` ("clean", and "jpeg" where trained)."""
-        from upscaler.weights import shipped_models
-
-        return tuple(str(model) for model in shipped_models(factor))
+class _Plugin(EspcnPlugin):
+    name = "openvino"
 
     def unavailable_reason(self) -> str | None:
         if importlib.util.find_spec("openvino") is None:
             return "needs `pip install openvino`"
         return None
+
+    def default_rank(self, device: str) -> int:
+        """The default backend where it runs bfloat16 natively (on the CPU); its float32 is no
+        faster than ONNX Runtime's, so elsewhere it leaves the default to onnx."""
+        if device == "cpu" and native_bf16() and self.unavailable_reason() is None:
+            return 2
+        return 0
 
     def precision(self, wanted: str = "auto") -> str:
         """What `wanted` runs as on this machine (without loading OpenVINO)."""
@@ -128,8 +134,6 @@ class _Plugin:
             )
         precision = _precision(options.precision)
         ov = _import_openvino()
-
-        from upscaler.weights import shipped_weights
 
         path = options.weights or shipped_weights(factor, "onnx", options.model)
         try:

@@ -265,8 +265,8 @@ def _ours_in_memory(folder: Path, backend: str) -> float:
 
 def network_only(ours: list[str]) -> str:
     """The network alone on 4x266x266 luma tiles, all cores, each backend in this process."""
-    from upscaler._backend import BackendOptions
     from upscaler._registry import load_backend
+    from upscaler.plugin import BackendOptions
 
     tiles = np.random.default_rng(0).random((4, 266, 266, 1), dtype=np.float32)
     mp = tiles.size * FACTOR**2 / 1e6
@@ -372,7 +372,8 @@ def _run(args: argparse.Namespace) -> int:
     with_peer = args.peer == "yes" or (args.peer == "auto" and peer_ready())
     peer = f"OpenCV {check_peer()}" if with_peer else f"not timed (--peer {args.peer})"
     script = args.ours_python.with_name("upscaler") if args.ours_python else installed_upscaler()
-    from upscaler._precision import bf16_features, default_backend
+    from upscaler._precision import bf16_features
+    from upscaler._registry import default_backend
 
     # The default backend (openvino where bfloat16 is native), then the mission's onnx.
     ours = list(dict.fromkeys([default_backend(), "onnx"]))

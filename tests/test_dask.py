@@ -382,3 +382,27 @@ def test_compare_runs_on_dask_with_the_scores_of_a_local_run(tmp_path: Path) -> 
     assert {b: s["psnr"] for b, s in on_dask["summary"].items()} == {
         b: s["psnr"] for b, s in here["summary"].items()
     }
+
+
+def test_a_worker_loads_the_model_of_the_first_network_pass_only(tmp_path: Path) -> None:
+    """Issue 29: workers pre-loaded the model at the run's --factor (3 by default), also for
+    --scale 1.5, which runs the network at x2 only (the x3 model loaded for nothing)."""
+    photo(40, 30).save(tmp_path / "a.png")
+    code = f"""
+from pathlib import Path
+from distributed import Client, LocalCluster
+from upscaler._engines.dask import run_chunk
+from upscaler._registry import loaded_backends
+from upscaler._size import OutputSize
+from upscaler._spec import Job, Settings
+
+job = Job(Path({str(tmp_path / "a.png")!r}), Path({str(tmp_path / "o.png")!r}), Path("a.png"))
+settings = Settings("bicubic", OutputSize(scale=1.5), skip_existing=False)
+with LocalCluster(n_workers=1, threads_per_worker=1, processes=False) as cluster:
+    with Client(cluster) as client:  # a worker in this process: its loads are ours
+        (record,) = client.submit(run_chunk, [job], settings, "r1").result()
+print(record.status, record.output_size, [(n, f) for n, f, _ in loaded_backends()])
+"""
+    ran = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.split("\n")[-2] == "done (60, 45) [('bicubic', 2)]", ran.stdout

@@ -13,7 +13,7 @@ import pytest
 from conftest import SET5, run_cli
 from upscaler._codec import decode
 from upscaler._errors import BackendError
-from upscaler.weights import manifest, shipped_weights, verify_file
+from upscaler._weights import manifest, shipped_weights, verify_file
 
 
 def test_manifest_lists_every_factor_with_hashes_that_match() -> None:

@@ -13,7 +13,7 @@ from PIL import Image
 
 from conftest import SET5, photo, run_cli
 from upscaler._jpeg import estimate_quality
-from upscaler.weights import shipped_models
+from upscaler.plugin import shipped_models
 
 
 def _jpeg(im: Image.Image, **options: object) -> Image.Image:
@@ -90,7 +90,7 @@ def test_the_kind_can_be_forced_and_own_weights_are_never_switched(
         assert ran.returncode == 0, ran.stderr
         expected = kind if kind in shipped_models(3) else "clean"
         assert {r["model"] for r in _records(report).values()} == {expected}
-    from upscaler.weights import shipped_weights
+    from upscaler.plugin import shipped_weights
 
     own = tmp_path / "own.json"
     ran = run_cli(

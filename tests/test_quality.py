@@ -10,7 +10,7 @@ import pytest
 from conftest import SET5, run_cli
 from upscaler._codec import decode
 from upscaler._metrics import psnr_y
-from upscaler.weights import manifest
+from upscaler._weights import manifest
 
 PUBLISHED_BICUBIC = {2: 33.66, 3: 30.39, 4: 28.42}
 OPENCV_ESPCN = {2: 34.76, 3: 30.53, 4: 28.38}  # the peer, dnn_superres' ESPCN models

@@ -19,8 +19,8 @@ from conftest import SAMPLES, SET5, photo, run_cli
 from upscaler._codec import decode
 from upscaler._metrics import consistency_psnr, ssim_y, y_channel
 from upscaler._upscale import upscale_pixels
+from upscaler._weights import manifest
 from upscaler.backends.bicubic import BicubicBackend
-from upscaler.weights import manifest
 
 PUBLISHED_BICUBIC_SSIM = {2: 0.9299, 3: 0.8682, 4: 0.8104}
 

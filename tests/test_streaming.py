@@ -358,3 +358,17 @@ def test_outputs_held_whole_are_bounded_like_inputs_decoded_whole(tmp_path: Path
     assert ran.returncode == 0, ran.stderr
     ran = run_cli("batch", src / "still.png", "-o", tmp_path / "ref", "--reference", src, *cap)
     assert ran.returncode == 1 and "(--reference holds it whole)" in ran.stderr, ran.stderr
+
+
+def test_the_in_flight_budget_counts_the_real_output_size(tmp_path: Path) -> None:
+    """Issue 29: the local engine sized an image by --factor (3 by default, squared) whatever
+    --scale asked, so two photos at --scale 6 (four times the pixels of x3) ran at once."""
+    from upscaler._budget import IN_FLIGHT_BYTES, estimate_bytes
+    from upscaler._defaults import STREAM_ABOVE_PIXELS
+    from upscaler._size import OutputSize
+
+    photo(2500, 1666).save(tmp_path / "a.jpg", quality=90)
+    x3 = estimate_bytes(tmp_path / "a.jpg", OutputSize(factor=3), STREAM_ABOVE_PIXELS)
+    x6 = estimate_bytes(tmp_path / "a.jpg", OutputSize(scale=6), STREAM_ABOVE_PIXELS)
+    assert x6 > x3 > 0
+    assert 2 * x6 > IN_FLIGHT_BYTES  # two of them take turns

@@ -226,7 +226,7 @@ def test_branch_training_exports_the_plain_network(photos: Path, tmp_path: Path)
     multiply-adds per pixel) and upscales through `upscaler batch`."""
     import onnx
 
-    from upscaler.weights import shipped_weights
+    from upscaler.plugin import shipped_weights
 
     out = tmp_path / "m.keras"
     trained = run_cli(*_args(photos, out, steps=10), "--branch-scale", 0.5)

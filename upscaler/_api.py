@@ -12,8 +12,7 @@ from PIL import Image
 from ._backend import Backend, BackendOptions
 from ._codec import pil_to_pixels, pixels_to_pil
 from ._pipeline import output_rows
-from ._precision import default_backend
-from ._registry import load_backend
+from ._registry import default_backend, load_backend, plugin_precision
 from ._rows import Window, collect, from_array
 from ._size import OutputSize, network_passes
 from ._upscale import upscale_pixels
@@ -53,10 +52,11 @@ def upscale_array(
     """
     if factor is not None and (isinstance(factor, bool) or not isinstance(factor, int)):
         raise TypeError(f"factor must be an int (2, 3 or 4), not {factor!r}")
-    options = BackendOptions(
-        weights=weights, device=device, threads=threads, precision=precision, model=model
-    )
     name = backend or default_backend(device)
+    chosen = plugin_precision(name, precision)  # decided once, as for a batch
+    options = BackendOptions(
+        weights=weights, device=device, threads=threads, precision=chosen, model=model
+    )
     if scale is None and width is None and height is None and fit is None:
         loaded = load_backend(name, 3 if factor is None else factor, options)
         return upscale_pixels(pixels, loaded, tile, overlap)

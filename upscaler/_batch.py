@@ -31,11 +31,12 @@ from ._engines import (
     split_cores,
 )
 from ._errors import UpscalerError
-from ._job import Record, Settings, TileCallback, is_disk_full
+from ._job import is_disk_full
 from ._lock import LockTimeout, hold_lock
-from ._plan import Discovery, Location, find_jobs
+from ._plan import Discovery, find_jobs
 from ._redact import one_line, redact
-from ._registry import load_backend
+from ._registry import consistency_floor as backend_floor
+from ._registry import load_backend, plugin_precision
 from ._report import (
     REPORT_SUFFIXES,
     consistency_floor,
@@ -46,6 +47,7 @@ from ._report import (
     write_report,
 )
 from ._size import OutputSize
+from ._spec import Location, Record, Settings, TileCallback
 from ._stop import StopSignals
 from ._thumbs import thumbnails_folder
 
@@ -72,12 +74,16 @@ class Progress(Protocol):
 
 @dataclass(frozen=True)
 class BatchRequest:
-    """The options of `upscaler batch`, as parsed."""
+    """The run spec of `upscaler batch`: what the user asked, decided once. The CLI (or a
+    caller) gives every field as it will be used: the output size as one `OutputSize`, the
+    backend by name (the default already chosen); `run_batch` decides the precision that
+    "auto" means once, before any image, and nothing below re-decides any of it."""
 
     #: Local paths, or URLs (str) for shared storage (s3://...).
     inputs: tuple[Location, ...]
     out: Location | None
-    factor: str
+    #: How large each output is made (--factor, --scale, --width, --height, --fit).
+    size: OutputSize
     backend: str
     weights: Path | None
     device: str
@@ -102,25 +108,12 @@ class BatchRequest:
     tls: Tls | None = None
     #: Join a plain tcp:// scheduler on another host without the warning.
     insecure: bool = False
-    #: "auto" (the backend's best on this machine), "fp32" or "bf16".
+    #: "auto" (the backend's best on this machine), "fp32" or "bf16"; `run_batch` replaces
+    #: "auto" by what it means here before anything runs.
     precision: str = "auto"
-    #: --scale, --width, --height, --fit (None: --factor) and --shrink.
-    scale: float | None = None
-    width: int | None = None
-    height: int | None = None
-    fit: tuple[int, int] | None = None
-    shrink: bool = False
     max_frames: int = DEFAULT_MAX_FRAMES
     max_decode_pixels: int = DEFAULT_MAX_DECODE_PIXELS
     input_kind: str = "auto"
-
-    def output_size(self) -> OutputSize:
-        """How large each output is made (ValueError for sizes that do not go together)."""
-        if self.scale is None and not (self.width or self.height or self.fit):
-            if self.shrink:
-                raise ValueError("--shrink is for --width, --height or --fit")
-            return OutputSize(factor=int(self.factor))
-        return OutputSize(None, self.scale, self.width, self.height, self.fit, self.shrink)
 
     def in_flight(self, images: int) -> int:
         """Images processed at once by one process (`split_cores`)."""
@@ -138,7 +131,7 @@ class BatchRequest:
         )
         return Settings(
             backend=self.backend,
-            factor=int(self.factor),
+            size=self.size,
             tile=self.tile,
             overlap=self.overlap,
             quality=self.quality,
@@ -150,7 +143,6 @@ class BatchRequest:
             max_frames=self.max_frames,
             max_decode_pixels=self.max_decode_pixels,
             input_kind=self.input_kind,
-            size=None if self.output_size().factor else self.output_size(),
         )
 
     def _default_threads(self, images: int) -> int | None:
@@ -179,16 +171,15 @@ def run_batch(req: BatchRequest, progress: Progress) -> int:
         report = report_path(req.report, started) if req.report else None
     except UpscalerError as exc:
         return _usage(progress, str(exc))
-    req = replace(req, report=report)
+    try:  # what "auto" runs as here, decided once for every image (and every worker)
+        req = replace(req, report=report, precision=plugin_precision(req.backend, req.precision))
+    except UpscalerError as exc:
+        return _usage(progress, str(exc))
     problem = engine_problem(
         req.engine, req.scheduler, req.workers, req.jobs, req.tls, req.insecure
     )
     if problem:
         return _usage(progress, problem)
-    try:
-        req.output_size()
-    except ValueError as exc:
-        return _usage(progress, str(exc))
     try:
         if req.scheduler:
             client_security(req.scheduler, req.tls)  # a wrong file fails before any work
@@ -198,22 +189,21 @@ def run_batch(req: BatchRequest, progress: Progress) -> int:
     if warning:
         progress.message(f"upscaler: warning: {warning}")
     try:
-        found = find_jobs(req.inputs, req.out, req.output_size().label, req.fmt)
+        found = find_jobs(req.inputs, req.out, req.size.label, req.fmt)
         settings = req.settings(len(found.jobs))
         if req.report is not None and req.report.suffix.lower() == ".html":
             settings = replace(settings, thumbnails=thumbnails_folder(req.report.absolute()))
-        precision = None
-        if not req.dry_run and found.jobs:
-            factor = req.output_size().first_factor() or settings.factor  # the one it will use
-            backend = load_backend(settings.backend, factor, settings.options)
-            precision = getattr(backend, "precision", None)
+        factor = req.size.first_factor()
+        if not req.dry_run and found.jobs and factor is not None:
+            # a model that cannot load stops the run once, before any image, as a usage error
+            load_backend(settings.backend, factor, settings.options)
     except UpscalerError as exc:
         return _usage(progress, str(exc))
     if req.dry_run:
         return _dry_run(found, progress)
     try:
         with _locked(found.roots, req.lock_timeout):
-            return _process_all(req, settings, found, precision, progress, started)
+            return _process_all(req, settings, found, progress, started)
     except EngineError as exc:
         return _usage(progress, str(exc))
     except LockTimeout as exc:
@@ -260,7 +250,6 @@ def _process_all(
     req: BatchRequest,
     settings: Settings,
     found: Discovery,
-    precision: str | None,
     progress: Progress,
     started: datetime,
 ) -> int:
@@ -282,7 +271,8 @@ def _process_all(
         finally:
             progress.close()
     own_model = settings.options.weights is not None
-    floor = consistency_floor(records, settings.backend, own_model)
+    fixed = None if own_model else backend_floor(settings.backend)
+    floor = consistency_floor(records, fixed)
     records = flag_suspects(records, floor)
     summary = summarise(records, time.perf_counter() - clock, len(found.not_images))
     summary["consistency_floor"] = floor
@@ -292,9 +282,9 @@ def _process_all(
         version=__version__,
         host=socket.gethostname(),
         backend=settings.backend,
-        precision=precision,
-        factor=None if settings.size else settings.factor,
-        size=settings.output_size().label,
+        precision=settings.options.precision,
+        factor=settings.size.factor,
+        size=settings.size.label,
     )
     if full is not None:
         progress.message(_disk_full_message(full, records, found))

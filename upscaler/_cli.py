@@ -21,7 +21,8 @@ from ._defaults import (
     DEFAULT_QUALITY,
     ENGINES,
 )
-from ._precision import PRECISIONS, default_backend
+from ._precision import PRECISIONS
+from ._size import OutputSize
 
 FORMAT_CHOICES = ["same", "png", "jpg", "webp", "tiff", "jxl", "gif"]
 
@@ -58,16 +59,36 @@ class BoxType(click.ParamType):  # type: ignore[type-arg]
         return int(match[1]), int(match[2])
 
 
-def _check_sizes(options: dict[str, Any]) -> None:
-    """--factor, --scale, --width, --height and --fit: one at most; --weights with --factor."""
+def _output_size(options: dict[str, Any]) -> OutputSize:
+    """The one output size that --factor, --scale, --width, --height, --fit and --shrink ask
+    for (a UsageError for sizes that do not go together; --weights only with --factor)."""
     ctx = click.get_current_context()
-    sizes = [f"--{k}" for k in ("scale", "width", "height", "fit") if options[k] is not None]
+    scale, width, height = options.pop("scale"), options.pop("width"), options.pop("height")
+    fit, shrink, factor = options.pop("fit"), options.pop("shrink"), options.pop("factor")
+    given = {"scale": scale, "width": width, "height": height, "fit": fit}
+    sizes = [f"--{k}" for k, v in given.items() if v is not None]
     if ctx.get_parameter_source("factor") == click.core.ParameterSource.COMMANDLINE:
         sizes.insert(0, "--factor")
     if len(sizes) > 1:
         raise click.UsageError(f"{' and '.join(sizes)} do not go together: give one size")
     if options["weights"] and sizes and sizes != ["--factor"]:
         raise click.UsageError(f"{sizes[0]} needs the shipped models; --weights is for --factor")
+    if shrink and not (width or height or fit):
+        raise click.UsageError("--shrink is for --width, --height or --fit")
+    if scale is None and not (width or height or fit):
+        return OutputSize(factor=int(factor))
+    return OutputSize(None, scale, width, height, fit, bool(shrink))
+
+
+def _default_backend(device: str) -> str:
+    """The backend that runs when --backend is not given (the plugins rank themselves)."""
+    from ._errors import BackendError
+    from ._registry import default_backend
+
+    try:
+        return default_backend(device)
+    except BackendError as exc:
+        raise click.UsageError(str(exc)) from exc
 
 
 def engine_options(command: Any) -> Any:
@@ -198,7 +219,7 @@ def cli() -> None:
     default="auto",
     show_default=True,
     help="Which shipped weights: auto picks per image, the JPEG weights for a JPEG whose "
-    "quantisation tables say quality 91 or less (where trained for the factor: x3 today), "
+    "quantisation tables say quality 91 or less (shipped for x2, x3 and x4), "
     "else the clean ones; clean or jpeg forces one. --weights is never switched.",
 )
 @click.option(
@@ -325,14 +346,14 @@ def batch(**kwargs: object) -> None:
     from ._batch import BatchRequest, run_batch
     from ._progress import TerminalProgress
 
-    kwargs["backend"] = kwargs["backend"] or default_backend(str(kwargs["device"]))
-    kwargs["tls"] = _tls(kwargs)
-    _check_sizes(kwargs)
+    size = _output_size(kwargs)
     verbose = bool(kwargs.pop("verbose"))
     if kwargs["quiet"] and verbose:
         raise click.UsageError("--quiet and --verbose do not go together")
+    kwargs["tls"] = _tls(kwargs)
+    kwargs["backend"] = kwargs["backend"] or _default_backend(str(kwargs["device"]))
     progress = TerminalProgress(quiet=bool(kwargs["quiet"]), verbose=verbose)
-    sys.exit(run_batch(BatchRequest(**kwargs), progress))  # type: ignore[arg-type]
+    sys.exit(run_batch(BatchRequest(size=size, **kwargs), progress))  # type: ignore[arg-type]
 
 
 @cli.command(short_help="Score backends against ground-truth images.")
@@ -425,7 +446,7 @@ def backends() -> None:
     from ._precision import bf16_features
     from ._registry import describe_backends
 
-    default = default_backend()
+    default = _default_backend("cpu")
     for info in describe_backends():
         factors = ",".join(f"x{f}" for f in info.factors) or "-"
         state = "available" if info.problem is None else f"unavailable: {info.problem}"
@@ -436,7 +457,7 @@ def backends() -> None:
         )
     native = ", ".join(bf16_features()) or "none"
     click.echo(f"native bfloat16 on this CPU: {native}; --precision auto follows it")
-    from .weights import shipped_models
+    from ._weights import shipped_models
 
     by_model: dict[str, list[str]] = {}
     for factor in (2, 3, 4):

@@ -18,7 +18,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -31,13 +31,14 @@ from ._codec import Metadata, decode, encode, pixels_to_pil
 from ._defaults import DEFAULT_ENGINE
 from ._engines import Engine, Tls, create_engine, split_cores
 from ._errors import ImageError
-from ._job import Record, Settings
 from ._metrics import y_channel
-from ._plan import Job, image_files
-from ._registry import load_backend
+from ._plan import image_files
+from ._registry import load_backend, plugin_precision
 from ._report import write_text_atomic
 from ._report_html import url_path
 from ._resize import bicubic_resize
+from ._size import OutputSize
+from ._spec import Job, Record, Settings
 from ._stop import StopSignals
 
 __all__ = ["Comparison", "Where", "compare"]
@@ -100,8 +101,12 @@ def compare(
     pairs = _pairs(hr_dir, factor, lr_dir)
     where = where or Where()
     options = options or _threads_for(where, len(pairs))
+    chosen = {  # each backend's precision decided once: what "auto" runs as here
+        name: replace(options, precision=plugin_precision(name, options.precision))
+        for name in backends
+    }
     for name in backends:  # an unknown or unusable backend stops the run before any work
-        load_backend(name, factor, options)
+        load_backend(name, factor, chosen[name])
     result = Comparison(factor, list(backends))
     with tempfile.TemporaryDirectory(prefix="upscaler-compare-") as tmp:
         staged = _stage(pairs, factor, Path(tmp))
@@ -109,9 +114,9 @@ def compare(
         for name in backends:
             settings = Settings(
                 name,
-                factor,
+                OutputSize(factor=factor),
                 skip_existing=False,
-                options=options,
+                options=chosen[name],
                 reference=Path(tmp) / "hr",
                 rgb_psnr=rgb_psnr,
             )

@@ -19,13 +19,13 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from numpy.typing import NDArray
 from PIL import Image
 
 from . import _storage as storage
-from ._backend import Backend, BackendOptions
+from ._backend import Backend
 from ._budget import BUDGET, estimate_bytes
 from ._codec import (
     BAD_FILE,
@@ -43,10 +43,6 @@ from ._codec import (
     whole_writer,
 )
 from ._defaults import (
-    DEFAULT_MAX_DECODE_PIXELS,
-    DEFAULT_MAX_FRAMES,
-    DEFAULT_MAX_PIXELS,
-    DEFAULT_QUALITY,
     STREAM_ABOVE_PIXELS,
 )
 from ._errors import ImageError, UpscalerError, file_reason
@@ -55,16 +51,14 @@ from ._jpeg import CLEAN_FROM
 from ._memory import ensure_flat_heap, give_back
 from ._metrics import score
 from ._pipeline import Watch, output_rows
-from ._plan import Job, find_reference
-from ._redact import redact
+from ._plan import find_reference
 from ._registry import backend_models, load_backend
 from ._rows import Rows, Window, from_array
-from ._size import OutputSize, checked_size, network_passes
+from ._size import checked_size, network_passes
+from ._spec import Job, Record, Settings, TileCallback
 from ._thumbs import write_thumbnails
 
 __all__ = [
-    "Record",
-    "Settings",
     "discard_partial",
     "is_disk_full",
     "is_done",
@@ -73,96 +67,10 @@ __all__ = [
     "skip_record",
 ]
 
-TileCallback = Callable[[int, int], None]
-
-Status = Literal["done", "skipped", "failed"]
 #: Errors that say the disk is full: every image after this one would fail the same way.
 DISK_FULL_ERRNOS = frozenset(
     code for code in (errno.ENOSPC, getattr(errno, "EDQUOT", None)) if code is not None
 )
-
-
-@dataclass(frozen=True)
-class Settings:
-    """How every image of a run is processed."""
-
-    backend: str
-    factor: int
-    tile: int | None = None
-    overlap: int | None = None
-    quality: int = DEFAULT_QUALITY
-    skip_existing: bool = True
-    options: BackendOptions = field(default_factory=BackendOptions)
-    #: Folder of originals, matched by relative path, to score outputs against.
-    reference: Path | None = None
-    #: Also PSNR over the RGB channels against the reference.
-    rgb_psnr: bool = False
-    #: Where thumbnails of every output and input go (for the HTML report), or None.
-    thumbnails: Path | None = None
-    #: Largest output, in pixels; inputs whose output would be larger are refused unread.
-    max_pixels: int = DEFAULT_MAX_PIXELS
-    #: --scale, --width, --height or --fit (None: `factor` times the input).
-    size: OutputSize | None = None
-    #: Animations and multi-page files with more frames are refused (--max-frames).
-    max_frames: int = DEFAULT_MAX_FRAMES
-    #: Largest picture decoded whole (not in strips), in pixels (--max-decode-pixels).
-    max_decode_pixels: int = DEFAULT_MAX_DECODE_PIXELS
-    #: --input-kind: "auto" (each JPEG's quality picks the weights), "clean" or "jpeg".
-    input_kind: str = "auto"
-
-    def output_size(self) -> OutputSize:
-        """How large each output is made."""
-        return self.size or OutputSize(factor=self.factor)
-
-
-@dataclass(frozen=True)
-class Record:
-    """The outcome for one image (one row of the report)."""
-
-    src: str
-    dst: str
-    status: Status
-    error: str | None = None
-    seconds: float = 0.0
-    backend: str | None = None
-    factor: int | None = None
-    input_size: tuple[int, int] | None = None
-    output_size: tuple[int, int] | None = None
-    #: Output width over input width (the --factor, or what --scale/--width/... gave).
-    scale: float | None = None
-    #: Frames (or pages) of an animation or multi-page file; None for a still image.
-    frames: int | None = None
-    #: The weights the network ran: "clean", "jpeg" (for JPEG inputs) or "own" (--weights);
-    #: None without a choice (bicubic, plugins without weights of their own, no network).
-    model: str | None = None
-    #: A JPEG input's quality estimated from its quantisation tables; None for other formats.
-    jpeg_quality: int | None = None
-    #: Y-PSNR of the output shrunk back to the input's size, against the input (dB).
-    consistency_psnr: float | None = None
-    #: The consistency PSNR is under the run's floor (`_report.flag_suspects`): look at it.
-    suspect: bool = False
-    #: Against --reference, with the shared protocol (Y, border crop = factor).
-    reference: str | None = None
-    psnr: float | None = None
-    ssim: float | None = None
-    psnr_rgb: float | None = None
-    #: The folder that could not be written because its disk is full (ENOSPC, EDQUOT): every
-    #: remaining image would fail too, so the run stops. Not a report column (`error` says it).
-    disk_full: str | None = field(default=None, metadata={"report": False})
-
-    def __post_init__(self) -> None:  # what a record shows is printed and reported
-        object.__setattr__(self, "seconds", round(self.seconds, 3))
-        object.__setattr__(self, "src", redact(self.src))
-        object.__setattr__(self, "dst", redact(self.dst))
-        if self.error is not None:
-            object.__setattr__(self, "error", redact(self.error))
-
-    @classmethod
-    def of(cls, job: Job, settings: Settings, status: Status, error: str | None = None) -> Record:
-        """The record of `job` with `status`: locations as given, the run's backend and factor
-        (None when the run asks for sizes: --scale, --width, --height, --fit)."""
-        b, f = settings.backend, None if settings.size else settings.factor
-        return cls(str(job.src), str(job.dst), status, error, backend=b, factor=f)
 
 
 def is_done(job: Job) -> bool:
@@ -244,7 +152,7 @@ def _process_image(
     """Decode -> upscale -> encode -> score one local file, as a stream of row bands
     (`named`: the output's location as the run knows it, when `job` is a staged copy)."""
     assert isinstance(job.src, Path) and isinstance(job.dst, Path)
-    held = estimate_bytes(job.src, settings.output_size(), STREAM_ABOVE_PIXELS)
+    held = estimate_bytes(job.src, settings.size, STREAM_ABOVE_PIXELS)
     with BUDGET.hold(held):  # waits while the images running leave no room for this one
         try:
             return _process_held(job, settings, on_tiles, named)
@@ -265,13 +173,13 @@ def _process_held(
             image = open_rows(
                 job.src,
                 settings.max_pixels,
-                settings.output_size(),
+                settings.size,
                 settings.max_decode_pixels,
                 STREAM_ABOVE_PIXELS,
             )
         except SeveralFrames:
             return _process_frames(job, settings, on_tiles, base, named)
-        size = settings.output_size().stored_size_for(*image.size, image.turned)
+        size = settings.size.stored_size_for(*image.size, image.turned)
         keep = settings.reference is not None
         why = "--reference" if keep else whole_writer(job.dst)
         check_whole_output(size, settings.max_decode_pixels, why)
@@ -403,7 +311,7 @@ def _frame_size(size: tuple[int, int], settings: Settings) -> tuple[int, int]:
     """A frame's (or page's) output size; ImageError, from its header, for a frame too large
     to decode whole (--max-decode-pixels) or to make (--max-pixels)."""
     check_decode_size(size, settings.max_decode_pixels, "each frame or page")
-    out = checked_size(settings.output_size(), size, settings.max_pixels)
+    out = checked_size(settings.size, size, settings.max_pixels)
     check_whole_output(out, settings.max_decode_pixels, "each output frame or page")
     return out
 

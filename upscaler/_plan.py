@@ -17,21 +17,17 @@ from pathlib import Path, PurePosixPath
 from . import _storage as storage
 from ._codec import READABLE_SUFFIXES, output_suffix
 from ._errors import UpscalerError
+from ._spec import Job, Location
 from ._storage import is_url
 
 __all__ = [
     "Discovery",
-    "Job",
-    "Location",
     "MissingInput",
     "OutputInsideInput",
     "find_jobs",
     "find_reference",
     "image_files",
 ]
-
-#: A local path, or the URL (str) of a file or folder on shared storage.
-Location = Path | str
 
 
 class OutputInsideInput(UpscalerError):
@@ -41,25 +37,6 @@ class OutputInsideInput(UpscalerError):
 class MissingInput(UpscalerError):
     """An input that does not exist (an unmounted share, a typo): a usage error, found before
     anything is created."""
-
-
-@dataclass(frozen=True)
-class Job:
-    """One image to upscale: where it is read from and written to (paths or URLs)."""
-
-    src: Location
-    dst: Location
-    #: Path relative to the input folder it was found in (its name, for a file input).
-    rel: Path
-    #: Modification times from the listings of a run that names URLs (None: unknown, or no
-    #: output yet); local runs look at the files themselves.
-    src_mtime: float | None = None
-    dst_mtime: float | None = None
-
-    @property
-    def remote(self) -> bool:
-        """True when the input or the output is a URL (the job is staged through files)."""
-        return isinstance(self.src, str) or isinstance(self.dst, str)
 
 
 @dataclass
@@ -74,14 +51,12 @@ class Discovery:
     roots: list[Path] = field(default_factory=list)
 
 
-def find_jobs(
-    inputs: Sequence[Location], out: Location | None, factor: int | str, fmt: str
-) -> Discovery:
+def find_jobs(inputs: Sequence[Location], out: Location | None, label: str, fmt: str) -> Discovery:
     """Plan the jobs: a walk of the file system when everything is local, listings otherwise."""
     local = [p for p in inputs if isinstance(p, Path)]
     if len(local) == len(inputs) and not is_url(out):
-        return discover(local, Path(out) if out else None, factor, fmt)
-    return _discover_remote([_location(p) for p in inputs], out, factor, fmt)
+        return discover(local, Path(out) if out else None, label, fmt)
+    return _discover_remote([_location(p) for p in inputs], out, label, fmt)
 
 
 def find_reference(folder: Path, rel: Path) -> Path | None:
@@ -97,24 +72,21 @@ def find_reference(folder: Path, rel: Path) -> Path | None:
     return matches[0] if matches else None
 
 
-def default_output(root: Path, factor: int | str) -> Path:
-    """The sibling folder `<input>-x<factor>` of an input folder (`<input>-<label>` for a
-    size label such as x2.5, w1000 or fit3840x2160)."""
+def default_output(root: Path, label: str) -> Path:
+    """The sibling folder `<input>-<label>` of an input folder (the output size's label: x3,
+    x2.5, w1000, fit3840x2160)."""
     root = _absolute(root)
     if not root.name:
         raise UpscalerError(f"no folder can be made beside {root}: give one with -o")
-    return root.with_name(f"{root.name}-{_label(factor)}")
+    return root.with_name(f"{root.name}-{label}")
 
 
-def _label(factor: int | str) -> str:
-    return f"x{factor}" if isinstance(factor, int) else factor
-
-
-def discover(inputs: Sequence[Path], out: Path | None, factor: int | str, fmt: str) -> Discovery:
+def discover(inputs: Sequence[Path], out: Path | None, label: str, fmt: str) -> Discovery:
     """Walk `inputs` (files and folders) and plan one Job per image, in a stable order.
 
     A folder's images keep their relative paths under OUT (default: the folder's sibling
-    `<folder>-x<factor>`); a file goes to OUT/<name> (default: `<its folder>-x<factor>/`).
+    `<folder>-<label>`, e.g. photos-x3); a file goes to OUT/<name> (default: `<its
+    folder>-<label>/`).
     """
     for given in inputs:
         if not given.exists():
@@ -129,7 +101,7 @@ def discover(inputs: Sequence[Path], out: Path | None, factor: int | str, fmt: s
     claimed: dict[Location, Location] = {}
     for given in inputs:
         base = _absolute(given) if given.is_dir() else _absolute(given).parent
-        target = _absolute(out) if out else default_output(base, factor)
+        target = _absolute(out) if out else default_output(base, label)
         _refuse_inside(target, roots)
         if target not in found.roots:
             found.roots.append(target)
@@ -192,9 +164,7 @@ def _local(location: str) -> Location:
     return location if is_url(location) else Path(location)
 
 
-def _discover_remote(
-    inputs: list[str], out: Location | None, factor: int | str, fmt: str
-) -> Discovery:
+def _discover_remote(inputs: list[str], out: Location | None, label: str, fmt: str) -> Discovery:
     found = Discovery()
     kinds = {given: _kind(given, found) for given in inputs}
     missing = [given for given, kind in kinds.items() if kind is None]
@@ -205,7 +175,7 @@ def _discover_remote(
     outputs: dict[str, dict[str, float | None]] = {}
     for given in inputs:
         base = given if kinds[given] == "dir" else storage.parent(given)
-        target = _location(out) if out else f"{base.rstrip('/')}-{_label(factor)}"
+        target = _location(out) if out else f"{base.rstrip('/')}-{label}"
         _refuse_inside(target, folders)
         if not is_url(target) and Path(target) not in found.roots:
             found.roots.append(Path(target))

@@ -1,19 +1,18 @@
 """Which arithmetic the network runs in on this machine, decided without importing a framework.
 
 `auto` means bfloat16 where the processor computes it natively (AVX512-BF16 or AMX-BF16,
-read from /proc/cpuinfo), float32 elsewhere. The default backend follows: `openvino` (which
-runs bfloat16) where `auto` is bf16 and OpenVINO is installed, else `onnx` (ONNX Runtime).
+read from /proc/cpuinfo), float32 elsewhere. The plugins decide from it what they run and
+whether they offer themselves as the default backend (`upscaler.plugin.BasePlugin`).
 """
 
 from __future__ import annotations
 
-import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
 from ._errors import BackendError
 
-__all__ = ["PRECISIONS", "bf16_features", "default_backend", "fp32_only", "native_bf16"]
+__all__ = ["PRECISIONS", "bf16_features", "fp32_only", "native_bf16"]
 
 PRECISIONS = ("auto", "fp32", "bf16")
 #: /proc/cpuinfo flags of native bfloat16 arithmetic, as `upscaler backends` names them.
@@ -37,13 +36,6 @@ def bf16_features() -> tuple[str, ...]:
 def native_bf16() -> bool:
     """True where the processor computes bfloat16 natively."""
     return bool(bf16_features())
-
-
-def default_backend(device: str = "cpu") -> str:
-    """`openvino` where it runs bfloat16 natively here (on the CPU), else `onnx`."""
-    if device == "cpu" and native_bf16() and importlib.util.find_spec("openvino") is not None:
-        return "openvino"
-    return "onnx"
 
 
 def fp32_only(precision: str, backend: str) -> str:

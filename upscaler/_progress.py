@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ._job import Record, TileCallback
 from ._redact import one_line, redact
+from ._spec import Record, TileCallback
 
 if TYPE_CHECKING:  # tqdm is imported only when a bar is shown: fast start-up
     from tqdm import tqdm

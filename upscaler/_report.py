@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import UpscalerError
-from ._job import Record
 from ._report_html import render_html
+from ._spec import Record
 from ._thumbs import thumbnails_folder
 
 __all__ = [
@@ -36,12 +36,9 @@ __all__ = [
 ]
 
 REPORT_SUFFIXES = (".json", ".csv", ".html")
-#: Consistency PSNR (dB) under which an output of a shipped model is suspect: at least 1 dB under
-#: the lowest of 400 healthy BSDS500 photos at x2, x3 and x4 (bicubic 30.8, onnx 43.6; measured in
-#: docs/reference.md), above black frames, upside-down outputs, most seams and RGB/BGR mix-ups.
-CONSISTENCY_FLOORS = {"bicubic": 30.0, "onnx": 42.0, "openvino": 42.0, "keras": 42.0}
-#: Other backends and models: this far under the run's median is suspect (the widest healthy
-#: spread under the median measured on those 400 photos was 16.4 dB).
+#: Backends without a floor of their own (`consistency_floor`) and own models: this far under
+#: the run's median is suspect (the widest healthy spread under the median measured on 400
+#: BSDS500 photos was 16.4 dB).
 UNDER_MEDIAN = 18.0
 #: A run needs this many scored images for its median to mean anything.
 MEDIAN_MIN_IMAGES = 5
@@ -87,10 +84,12 @@ def _bad_placeholder(path: str, what: str) -> UpscalerError:
     )
 
 
-def consistency_floor(records: Sequence[Record], backend: str, own_model: bool) -> float | None:
-    """The consistency PSNR under which an output is suspect, or None (too few images)."""
-    if backend in CONSISTENCY_FLOORS and not own_model:
-        return CONSISTENCY_FLOORS[backend]
+def consistency_floor(records: Sequence[Record], fixed: float | None) -> float | None:
+    """The consistency PSNR under which an output is suspect: `fixed` (the backend's own
+    floor for its shipped models), else the run's median less UNDER_MEDIAN, or None (too
+    few images)."""
+    if fixed is not None:
+        return fixed
     values = [r.consistency_psnr for r in records if r.consistency_psnr is not None]
     if len(values) < MEDIAN_MIN_IMAGES:
         return None

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ._job import Record
+from ._spec import Record
 from ._thumbs import thumbnail_names
 
 __all__ = ["render_html", "url_path"]

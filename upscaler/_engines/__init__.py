@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .._defaults import ENGINES
-from .._job import TileCallback
+from .._spec import TileCallback
 from .base import Engine, EngineError, StopFlag, cores
 from .local import LocalEngine, split_cores
 from .security import Tls, client_security, plain_tcp_warning, tls_problem

@@ -7,8 +7,7 @@ from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from .._errors import UpscalerError
-from .._job import Record, Settings
-from .._plan import Job
+from .._spec import Job, Record, Settings
 
 __all__ = ["Engine", "EngineError", "StopFlag", "cores"]
 

@@ -27,9 +27,9 @@ from uuid import uuid4
 
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from .._job import Record, Settings, discard_partial, process_job, skip_record
-from .._plan import Job
+from .._job import discard_partial, process_job, skip_record
 from .._registry import load_backend
+from .._spec import Job, Record, Settings
 from .base import EngineError, StopFlag, cores
 from .security import Tls, client_security, connect_problem
 
@@ -269,8 +269,10 @@ def run_chunk(jobs: list[Job], settings: Settings, run_id: str) -> list[Record]:
     threads = settings.options.threads or nthreads
     options = replace(settings.options, threads=threads, concurrent=nthreads)
     on_worker = replace(settings, options=options)
+    factor = on_worker.size.first_factor()  # None: each input's size decides (--width...)
     with suppress(Exception):  # errors: each image's record says why (load_backend locks)
-        load_backend(on_worker.backend, on_worker.factor, on_worker.options)
+        if factor is not None:
+            load_backend(on_worker.backend, factor, on_worker.options)
     records = []
     for job in jobs:
         if run_id in _STOPPED:

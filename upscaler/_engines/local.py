@@ -13,8 +13,8 @@ import signal
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from .._job import Record, Settings, TileCallback, discard_partial, run_job
-from .._plan import Job
+from .._job import discard_partial, run_job
+from .._spec import Job, Record, Settings, TileCallback
 from .base import StopFlag, cores
 
 __all__ = ["LocalEngine", "split_cores"]
