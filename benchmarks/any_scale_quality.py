@@ -26,7 +26,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from upscaler._metrics import psnr_y  # noqa: E402
+from upscaler._pixels.metrics import psnr_y  # noqa: E402
 
 SET5 = ROOT.parent / "shared" / "data" / "Set5" / "image_SRF_2"
 
@@ -78,7 +78,7 @@ def main() -> None:
 
 
 def _how(scale: float) -> str:
-    from upscaler._size import network_passes
+    from upscaler._pixels.size import network_passes
 
     passes = network_passes((100, 100), (round(100 * scale), round(100 * scale)))
     return " then ".join(f"x{f}" for f in passes) or "resize only"

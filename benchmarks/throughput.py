@@ -252,7 +252,7 @@ def in_memory(folders: dict[str, Path], ours: list[str], with_peer: bool) -> lis
 def _ours_in_memory(folder: Path, backend: str) -> float:
     """Seconds per output megapixel of upscale_array on the folder's decoded images."""
     from upscaler import upscale_array
-    from upscaler._codec import decode
+    from upscaler._images.codec import decode
 
     images = [decode(p).pixels for p in sorted(folder.iterdir())]
     upscale_array(images[0], FACTOR, backend)  # load and warm up
@@ -265,7 +265,7 @@ def _ours_in_memory(folder: Path, backend: str) -> float:
 
 def network_only(ours: list[str]) -> str:
     """The network alone on 4x266x266 luma tiles, all cores, each backend in this process."""
-    from upscaler._registry import load_backend
+    from upscaler._plugins.registry import load_backend
     from upscaler.plugin import BackendOptions
 
     tiles = np.random.default_rng(0).random((4, 266, 266, 1), dtype=np.float32)
@@ -326,7 +326,7 @@ def startup(folders: dict[str, Path], work: Path, script: Path, ours: list[str])
 
 
 def _precision_of(backend: str) -> str:
-    from upscaler._registry import auto_precision, load_plugin
+    from upscaler._plugins.registry import auto_precision, load_plugin
 
     return auto_precision(load_plugin(backend)) or "?"
 
@@ -372,8 +372,8 @@ def _run(args: argparse.Namespace) -> int:
     with_peer = args.peer == "yes" or (args.peer == "auto" and peer_ready())
     peer = f"OpenCV {check_peer()}" if with_peer else f"not timed (--peer {args.peer})"
     script = args.ours_python.with_name("upscaler") if args.ours_python else installed_upscaler()
-    from upscaler._precision import bf16_features
-    from upscaler._registry import default_backend
+    from upscaler._plugins.precision import bf16_features
+    from upscaler._plugins.registry import default_backend
 
     # The default backend (openvino where bfloat16 is native), then the mission's onnx.
     ours = list(dict.fromkeys([default_backend(), "onnx"]))

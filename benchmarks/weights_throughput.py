@@ -24,9 +24,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from upscaler._codec import decode  # noqa: E402
-from upscaler._registry import load_backend  # noqa: E402
-from upscaler._upscale import upscale_pixels  # noqa: E402
+from upscaler._images.codec import decode  # noqa: E402
+from upscaler._pixels.upscale import upscale_pixels  # noqa: E402
+from upscaler._plugins.registry import load_backend  # noqa: E402
 from upscaler.plugin import BackendOptions  # noqa: E402
 
 

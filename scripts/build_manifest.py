@@ -23,8 +23,8 @@ import numpy as np
 from PIL import Image
 
 from upscaler import upscale_array
-from upscaler._codec import decode
-from upscaler._metrics import psnr_y
+from upscaler._images.codec import decode
+from upscaler._pixels.metrics import psnr_y
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "weights"

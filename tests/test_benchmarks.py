@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
-from upscaler._registry import default_backend
+from upscaler._plugins.registry import default_backend
 
 WITH_PEER = os.environ.get("UPSCALER_BENCHMARK_PEER") == "1"
 needs_peer = pytest.mark.skipif(

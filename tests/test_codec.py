@@ -11,8 +11,8 @@ import pytest
 from PIL import Image, ImageCms
 
 from conftest import photo
-from upscaler._codec import Metadata, decode, encode
 from upscaler._errors import ImageError
+from upscaler._images.codec import Metadata, decode, encode
 
 XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF/></x:xmpmeta>'
 
@@ -95,7 +95,7 @@ def test_png_writer_keeps_pixels_and_every_metadata_chunk(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: str, mode: str
 ) -> None:
     """Our PNG writer, read back by Pillow and by libpng (OpenCV), band by band or whole."""
-    import upscaler._png as png
+    import upscaler._images.png as png
 
     if given == "many bands":  # a band of one or two rows: the Up filter crosses bands
         monkeypatch.setattr(png, "_BAND_BYTES", 40)

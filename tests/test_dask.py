@@ -228,8 +228,10 @@ def test_worker_killed_mid_run_still_writes_every_image_once(
     assert {r["status"] for r in records} == {"done"}
     assert sorted(p.name for p in out.iterdir()) == [".upscaler.lock", *names]  # no temp files
     _assert_nearest_x2(src, out, names)
-    loads = _worker_loads(plugin_env)  # the two workers and the one that replaced the victim
-    assert len(loads) == 3 and all(threads == ["1"] for threads in loads.values()), loads
+    # the two workers, and the one that replaced the victim if a chunk was left for it (on a
+    # busy machine the survivor may take them all)
+    loads = _worker_loads(plugin_env)
+    assert len(loads) in (2, 3) and all(threads == ["1"] for threads in loads.values()), loads
 
 
 @pytest.mark.parametrize(
@@ -391,10 +393,10 @@ def test_a_worker_loads_the_model_of_the_first_network_pass_only(tmp_path: Path)
     code = f"""
 from pathlib import Path
 from distributed import Client, LocalCluster
-from upscaler._engines.dask import run_chunk
-from upscaler._registry import loaded_backends
-from upscaler._size import OutputSize
-from upscaler._spec import Job, Settings
+from upscaler._run.engines.dask import run_chunk
+from upscaler._plugins.registry import loaded_backends
+from upscaler._pixels.size import OutputSize
+from upscaler._run.spec import Job, Settings
 
 job = Job(Path({str(tmp_path / "a.png")!r}), Path({str(tmp_path / "o.png")!r}), Path("a.png"))
 settings = Settings("bicubic", OutputSize(scale=1.5), skip_existing=False)

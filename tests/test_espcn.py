@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from conftest import SET5, run_cli
-from upscaler._codec import decode
 from upscaler._errors import BackendError
-from upscaler._weights import manifest, shipped_weights, verify_file
+from upscaler._images.codec import decode
+from upscaler._plugins.weights import manifest, shipped_weights, verify_file
 
 
 def test_manifest_lists_every_factor_with_hashes_that_match() -> None:
@@ -66,7 +66,7 @@ def test_keras_and_onnx_backends_agree_on_set5(shared: Path, tmp_path: Path) -> 
 @pytest.mark.keras
 def test_model_is_the_article_architecture() -> None:
     pytest.importorskip("tensorflow")
-    from upscaler._model import build_espcn
+    from upscaler._training.network import build_espcn
 
     model = build_espcn(3)
     convs = [layer for layer in model.layers if layer.__class__.__name__ == "Conv2D"]

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageCms
 
 from conftest import SAMPLES, photo, run_cli, run_cli_without
-from upscaler._codec import decode
+from upscaler._images.codec import decode
 
 XMP = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"/></x:xmpmeta>'
 
@@ -113,7 +113,7 @@ def test_jpeg_xl_round_trip_with_its_metadata(tmp_path: Path) -> None:
             assert im.getexif().get(0x010F) == "TestCam"
             if fmt == "PNG":  # the JPEG XL input's XMP, read from its box, made it through
                 assert im.info.get("XML:com.adobe.xmp") == XMP.decode()
-    from upscaler._codec import _jxl_box
+    from upscaler._images.codec import _jxl_box
 
     assert _jxl_box(tmp_path / "jxl" / "cam.jxl", b"xml ") == XMP
     with (

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from conftest import SET5, photo, run_cli
-from upscaler._jpeg import estimate_quality
+from upscaler._images.jpeg import estimate_quality
 from upscaler.plugin import shipped_models
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from conftest import photo
-from upscaler._plan import OutputInsideInput, discover
+from upscaler._run.plan import OutputInsideInput, discover
 
 
 @pytest.fixture()

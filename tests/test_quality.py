@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from conftest import SET5, run_cli
-from upscaler._codec import decode
-from upscaler._metrics import psnr_y
-from upscaler._weights import manifest
+from upscaler._images.codec import decode
+from upscaler._pixels.metrics import psnr_y
+from upscaler._plugins.weights import manifest
 
 PUBLISHED_BICUBIC = {2: 33.66, 3: 30.39, 4: 28.42}
 OPENCV_ESPCN = {2: 34.76, 3: 30.53, 4: 28.38}  # the peer, dnn_superres' ESPCN models
@@ -78,7 +78,7 @@ def test_psnr_matches_a_direct_computation() -> None:
 
 
 def _bf16_or_skip() -> None:
-    from upscaler._precision import native_bf16
+    from upscaler._plugins.precision import native_bf16
 
     if not native_bf16():
         pytest.skip("this CPU has no native bfloat16 (AVX512-BF16 or AMX): auto runs fp32 here")

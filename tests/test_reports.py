@@ -16,10 +16,10 @@ from PIL import Image
 from skimage.metrics import structural_similarity
 
 from conftest import SAMPLES, SET5, photo, run_cli
-from upscaler._codec import decode
-from upscaler._metrics import consistency_psnr, ssim_y, y_channel
-from upscaler._upscale import upscale_pixels
-from upscaler._weights import manifest
+from upscaler._images.codec import decode
+from upscaler._pixels.metrics import consistency_psnr, ssim_y, y_channel
+from upscaler._pixels.upscale import upscale_pixels
+from upscaler._plugins.weights import manifest
 from upscaler.backends.bicubic import BicubicBackend
 
 PUBLISHED_BICUBIC_SSIM = {2: 0.9299, 3: 0.8682, 4: 0.8104}
@@ -288,7 +288,7 @@ def test_compare_page_loads_crops_of_awkward_file_names(tmp_path: Path) -> None:
 def test_url_quotes_each_path_segment(path: str, url: str) -> None:
     from urllib.parse import unquote
 
-    from upscaler._report_html import url_path
+    from upscaler._run.report_html import url_path
 
     assert url_path(path) == url
     assert unquote(url_path(path)) == path
@@ -342,7 +342,7 @@ def test_interrupted_batch_still_writes_its_report(tmp_path: Path, jobs: int, si
 def test_bicubic_shrink_equals_pillows_float_resize(factor: int, height: int, width: int) -> None:
     from PIL import Image
 
-    from upscaler._metrics import BicubicShrink
+    from upscaler._pixels.metrics import BicubicShrink
 
     plane = np.random.default_rng(factor).random((height * factor, width * factor)) * 255
     plane = plane.astype(np.float32)
@@ -549,7 +549,7 @@ def test_html_report_is_a_page_to_read_at_a_glance(tmp_path: Path) -> None:
 
 
 def test_credentials_are_masked_wherever_they_appear(monkeypatch: pytest.MonkeyPatch) -> None:
-    from upscaler._redact import redact
+    from upscaler._images.redact import redact
 
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "wJalrXUtnFEMI/K7MDENG")
     monkeypatch.setenv("AWS_SESSION_TOKEN", "FwoGZXIvYXdzEJr//token")

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import ROOT, SET5, photo, run_cli, shrunk_bsds
-from upscaler._size import OutputSize, network_passes
+from upscaler._pixels.size import OutputSize, network_passes
 
 
 @pytest.fixture()
@@ -158,7 +158,7 @@ def test_a_scale_run_loads_only_the_models_it_uses(
     code = (
         "import sys\n"
         "from upscaler._cli import cli\n"
-        "from upscaler._registry import _load_backend\n"
+        "from upscaler._plugins.registry import _load_backend\n"
         "try:\n"
         "    cli(sys.argv[1:])\n"
         "except SystemExit as exc:\n"

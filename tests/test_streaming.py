@@ -19,7 +19,7 @@ from PIL import Image, ImageCms
 
 import upscaler
 from conftest import SAMPLES, photo, run_cli
-from upscaler._resize import resize_pixels
+from upscaler._pixels.resize import resize_pixels
 
 #: Streams every image, however small (decoded by libvips).
 STREAM_ALL = {**os.environ, "UPSCALER_STREAM_ABOVE_PIXELS": "0"}
@@ -41,7 +41,7 @@ def _close(a: np.ndarray, b: np.ndarray) -> None:
 
 def _whole(pixels: np.ndarray, size: tuple[int, int], backend: str) -> np.ndarray:
     """The whole-image result: the network at each factor, then the bicubic resize."""
-    from upscaler._size import network_passes
+    from upscaler._pixels.size import network_passes
 
     for factor in network_passes((pixels.shape[1], pixels.shape[0]), size):
         pixels = upscaler.upscale_array(pixels, factor, backend)
@@ -363,9 +363,9 @@ def test_outputs_held_whole_are_bounded_like_inputs_decoded_whole(tmp_path: Path
 def test_the_in_flight_budget_counts_the_real_output_size(tmp_path: Path) -> None:
     """Issue 29: the local engine sized an image by --factor (3 by default, squared) whatever
     --scale asked, so two photos at --scale 6 (four times the pixels of x3) ran at once."""
-    from upscaler._budget import IN_FLIGHT_BYTES, estimate_bytes
     from upscaler._defaults import STREAM_ABOVE_PIXELS
-    from upscaler._size import OutputSize
+    from upscaler._pixels.size import OutputSize
+    from upscaler._run.budget import IN_FLIGHT_BYTES, estimate_bytes
 
     photo(2500, 1666).save(tmp_path / "a.jpg", quality=90)
     x3 = estimate_bytes(tmp_path / "a.jpg", OutputSize(factor=3), STREAM_ABOVE_PIXELS)

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from upscaler._registry import load_backend
-from upscaler._tiling import batches, plan_spans, plan_tiles
-from upscaler._upscale import upscale_pixels
+from upscaler._pixels.tiling import batches, plan_spans, plan_tiles
+from upscaler._pixels.upscale import upscale_pixels
+from upscaler._plugins.registry import load_backend
 from upscaler.backends.bicubic import BicubicBackend
 
 
@@ -124,8 +124,8 @@ def test_feathered_blend_for_backends_without_halo(factor: int) -> None:
 
 @pytest.mark.parametrize("channels", [1, 2, 3, 4])
 def test_pillow_canvas_gives_the_same_pixels_as_an_array(channels: int) -> None:
-    from upscaler._canvas import ArrayCanvas, PillowCanvas
-    from upscaler._upscale import upscale_into
+    from upscaler._pixels.canvas import ArrayCanvas, PillowCanvas
+    from upscaler._pixels.upscale import upscale_into
 
     img = _image(37, 29, channels, 11)
     for backend in (BicubicBackend(2), dataclasses.replace(BicubicBackend(2), halo=None)):

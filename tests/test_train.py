@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from conftest import BSDS, run_cli, upscaler_command
-from upscaler._train import TrainConfig, make_pair, sample_batch
+from upscaler._training.train import TrainConfig, make_pair, sample_batch
 
 pytest.importorskip("tensorflow", reason="needs the keras extra")
 pytestmark = pytest.mark.keras
@@ -55,7 +55,7 @@ def _upscale_with(photos: Path, model: Path, out: Path) -> subprocess.CompletedP
 
 
 def _weights(path: Path) -> list[np.ndarray]:
-    from upscaler._model import load_model
+    from upscaler._training.network import load_model
 
     return [np.asarray(w) for w in load_model(str(path)).get_weights()]
 
@@ -110,7 +110,7 @@ def test_bfloat16_training_saves_a_float32_model(photos: Path, tmp_path: Path) -
     args = [*_args(photos, out, steps=10), "--bfloat16", "--no-export"]
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr
-    from upscaler._model import load_model
+    from upscaler._training.network import load_model
 
     model = load_model(str(out))
     assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
@@ -151,7 +151,7 @@ def _explicit_branches(layer: object, x: np.ndarray) -> np.ndarray:
     import keras
     from keras import ops
 
-    from upscaler._reparam import edge_filters
+    from upscaler._training.reparam import edge_filters
 
     def conv(inp: object, kernel: object) -> object:
         return ops.conv(inp, kernel, padding="same")
@@ -176,8 +176,8 @@ def _explicit_branches(layer: object, x: np.ndarray) -> np.ndarray:
 def test_branches_merge_exactly_into_the_plain_network() -> None:
     """Each re-parameterised layer equals its branches run one by one, and the exported plain
     model (merged kernels) gives the multi-branch model's outputs."""
-    from upscaler._model import build_espcn, plain_copy
-    from upscaler._reparam import ReparamConv2D
+    from upscaler._training.network import build_espcn, plain_copy
+    from upscaler._training.reparam import ReparamConv2D
 
     rng = np.random.default_rng(3)
     model = build_espcn(3, branch_scale=0.5)
@@ -200,8 +200,8 @@ def test_a_trained_multi_branch_model_merges_into_the_plain_one(photos: Path) ->
     """Issue 16's check: a small multi-branch model trained for real (Adam, MSE, patches of
     real photos, from the zero start of its branches) gives, merged into the plain network,
     the same outputs on random input (max abs difference <= 1e-5)."""
-    from upscaler._model import build_espcn, plain_copy
-    from upscaler._train import _compile, list_images, load_pairs
+    from upscaler._training.network import build_espcn, plain_copy
+    from upscaler._training.train import _compile, list_images, load_pairs
 
     cfg = TrainConfig(
         factor=2, steps=30, steps_per_epoch=30, batch=16, val_images=1, branch_scale=1
@@ -248,8 +248,8 @@ def test_keep_best_writes_the_epoch_with_the_best_whole_image_score(
 ) -> None:
     import re
 
-    from upscaler._model import load_model
-    from upscaler._train import whole_image_psnr
+    from upscaler._training.network import load_model
+    from upscaler._training.train import whole_image_psnr
 
     held = tmp_path / "held"
     held.mkdir()
@@ -270,8 +270,8 @@ def test_keep_best_writes_the_epoch_with_the_best_whole_image_score(
 
 
 def test_best_keeper_restores_an_earlier_better_epoch(tmp_path: Path) -> None:
-    from upscaler._model import build_espcn
-    from upscaler._train import _best_keeper
+    from upscaler._training.network import build_espcn
+    from upscaler._training.train import _best_keeper
 
     pairs = [make_pair(p, 2) for p in sorted((BSDS / "test").glob("*.jpg"))[:2]]
     model, out = build_espcn(2), tmp_path / "m.keras"
@@ -288,7 +288,7 @@ def test_best_keeper_restores_an_earlier_better_epoch(tmp_path: Path) -> None:
 
 
 def test_rescale_augmentation_adds_smaller_copies_of_the_training_photos(photos: Path) -> None:
-    from upscaler._train import list_images, load_pairs
+    from upscaler._training.train import list_images, load_pairs
 
     paths = list_images([photos])
     plain_train, plain_val = load_pairs(paths, TrainConfig(factor=4, val_images=1))
@@ -316,8 +316,8 @@ def test_jpeg_degraded_pairs_are_whole_photos_saved_as_jpeg(photos: Path) -> Non
     (blocks aligned as in real files) and read back; the qualities are seeded and in range."""
     import io
 
-    from upscaler._color import rgb_to_y
-    from upscaler._train import jpeg_qualities
+    from upscaler._pixels.color import rgb_to_y
+    from upscaler._training.train import jpeg_qualities
 
     path = sorted(photos.glob("*.jpg"))[0]
     clean, degraded = make_pair(path, 3), make_pair(path, 3, jpeg=60)
@@ -340,8 +340,8 @@ def test_jpeg_degraded_pairs_are_whole_photos_saved_as_jpeg(photos: Path) -> Non
 def test_init_starts_a_branched_model_as_the_given_model(tmp_path: Path) -> None:
     """--init with --branch-scale: the plain kernels take the model's weights and the added
     branches start at zero, so before any step the network is exactly that model."""
-    from upscaler._model import build_espcn, plain_copy
-    from upscaler._train import _start_from
+    from upscaler._training.network import build_espcn, plain_copy
+    from upscaler._training.train import _start_from
 
     rng = np.random.default_rng(0)
     source = build_espcn(2)

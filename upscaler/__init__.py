@@ -24,20 +24,20 @@ __all__ = [
 
 if _TYPE_CHECKING:
     from ._api import upscale_array, upscale_image
-    from ._backend import Backend, BackendOptions, BackendPlugin
     from ._errors import BackendError, ImageError, UpscalerError
-    from ._metrics import psnr_y
+    from ._pixels.metrics import psnr_y
+    from ._plugins.interface import Backend, BackendOptions, BackendPlugin
 
 _LAZY = {
     "upscale_array": "_api",
     "upscale_image": "_api",
-    "Backend": "_backend",
-    "BackendOptions": "_backend",
-    "BackendPlugin": "_backend",
+    "Backend": "_plugins.interface",
+    "BackendOptions": "_plugins.interface",
+    "BackendPlugin": "_plugins.interface",
     "BackendError": "_errors",
     "ImageError": "_errors",
     "UpscalerError": "_errors",
-    "psnr_y": "_metrics",
+    "psnr_y": "_pixels.metrics",
 }
 
 

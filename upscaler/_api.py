@@ -9,13 +9,13 @@ from typing import Any
 from numpy.typing import NDArray
 from PIL import Image
 
-from ._backend import Backend, BackendOptions
-from ._codec import pil_to_pixels, pixels_to_pil
-from ._pipeline import output_rows
-from ._registry import default_backend, load_backend, plugin_precision
-from ._rows import Window, collect, from_array
-from ._size import OutputSize, network_passes
-from ._upscale import upscale_pixels
+from ._images.codec import pil_to_pixels, pixels_to_pil
+from ._pixels.pipeline import output_rows
+from ._pixels.rows import Window, collect, from_array
+from ._pixels.size import OutputSize, network_passes
+from ._pixels.upscale import upscale_pixels
+from ._plugins.interface import Backend, BackendOptions
+from ._plugins.registry import default_backend, load_backend, plugin_precision
 
 __all__ = ["upscale_array", "upscale_image"]
 

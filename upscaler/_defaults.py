@@ -15,6 +15,7 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_QUALITY",
     "ENGINES",
+    "THUMB_SIDE",
 ]
 
 #: Where images are processed: in this machine's processes, or on a Dask cluster.
@@ -38,3 +39,5 @@ DEFAULT_MAX_DECODE_PIXELS = 50_000_000
 STREAM_ABOVE_PIXELS = int(os.environ.get("UPSCALER_STREAM_ABOVE_PIXELS", 1 << 21))
 #: JPEG/WebP quality.
 DEFAULT_QUALITY = 95
+#: Longest side of a thumbnail of the HTML report, in pixels.
+THUMB_SIDE = 160

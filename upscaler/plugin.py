@@ -26,10 +26,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._backend import Backend, BackendOptions, BackendPlugin, BasePlugin, check_factor
 from ._errors import BackendError, UpscalerError
-from ._precision import PRECISIONS, fp32_only, native_bf16
-from ._weights import shipped_models, shipped_weights
+from ._plugins.interface import Backend, BackendOptions, BackendPlugin, BasePlugin, check_factor
+from ._plugins.precision import PRECISIONS, fp32_only, native_bf16
+from ._plugins.weights import shipped_models, shipped_weights
 
 __all__ = [
     "BICUBIC_HALO",
@@ -50,14 +50,14 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from ._model import load_model as load_keras_model
-    from ._resize import BICUBIC_HALO, bicubic_upscale
+    from ._pixels.resize import BICUBIC_HALO, bicubic_upscale
+    from ._training.network import load_model as load_keras_model
 
 #: Loaded on first use: OpenCV, Keras; listing a plugin should import neither.
 _LAZY = {
-    "BICUBIC_HALO": ("_resize", "BICUBIC_HALO"),
-    "bicubic_upscale": ("_resize", "bicubic_upscale"),
-    "load_keras_model": ("_model", "load_model"),
+    "BICUBIC_HALO": ("_pixels.resize", "BICUBIC_HALO"),
+    "bicubic_upscale": ("_pixels.resize", "bicubic_upscale"),
+    "load_keras_model": ("_training.network", "load_model"),
 }
 
 

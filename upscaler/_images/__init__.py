@@ -1,0 +1,1 @@
+"""Files: decoding and encoding with metadata, animations, storage of URLs."""

@@ -1,0 +1,1 @@
+"""Pixels: row bands, tiling, the backend call, resizing, sizes, scores."""

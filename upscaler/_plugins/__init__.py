@@ -1,0 +1,1 @@
+"""The backend plugin interface, discovery, precision, the shipped weights."""

@@ -1,0 +1,63 @@
+"""The shipped ESPCN weights (the data package `upscaler.weights`), found through
+importlib.resources and checked by sha256: what `upscaler.plugin` offers backends."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .._errors import BackendError
+
+__all__ = ["manifest", "shipped_models", "shipped_weights", "verify_file"]
+
+#: The package that holds the files (the repository's top-level `weights/` folder).
+PACKAGE = "upscaler.weights"
+_MANIFEST = "manifest.json"
+
+
+def manifest() -> dict[str, Any]:
+    """The parsed manifest: training facts and one entry per shipped model."""
+    try:
+        text = resources.files(PACKAGE).joinpath(_MANIFEST).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BackendError(
+            f"the weights manifest is missing ({exc.strerror}): reinstall upscaler"
+        ) from exc
+    return dict(json.loads(text))
+
+
+def _entries(model: str) -> list[dict[str, Any]]:
+    """The manifest's entries of `model`: "models" (clean) or "jpeg_models"."""
+    key = "models" if model == "clean" else f"{model}_models"
+    return list(manifest().get(key, []))
+
+
+def shipped_models(factor: int) -> tuple[str, ...]:
+    """The shipped models for `factor`: "clean", and "jpeg" where it has been trained."""
+    return tuple(m for m in ("clean", "jpeg") if any(e["factor"] == factor for e in _entries(m)))
+
+
+def shipped_weights(factor: int, kind: str, model: str = "clean") -> Path:
+    """Path of the shipped `kind` ("onnx" or "keras") file of `model` ("clean" or "jpeg")
+    for `factor`, verified."""
+    entry = next((m for m in _entries(model) if m["factor"] == factor), None)
+    if entry is None:
+        raise BackendError(f"no shipped {model} weights for x{factor}")
+    path = Path(str(resources.files(PACKAGE).joinpath(entry[kind]["file"])))
+    verify_file(path, entry[kind]["sha256"])
+    return path
+
+
+def verify_file(path: Path, sha256: str) -> None:
+    """Raise BackendError unless `path` exists with this sha256."""
+    if not path.is_file():
+        raise BackendError(f"shipped weights {path.name} are missing: reinstall upscaler")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != sha256:
+        raise BackendError(
+            f"shipped weights {path.name} are corrupt (sha256 {digest[:12]}..., "
+            f"expected {sha256[:12]}...): reinstall upscaler"
+        )

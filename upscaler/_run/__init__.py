@@ -1,0 +1,1 @@
+"""The batch run: the run spec, planning, one job, engines, budget, reports, locks."""

@@ -1,0 +1,1 @@
+"""Training and export of the ESPCN network (the keras extra)."""
