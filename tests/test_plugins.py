@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -112,3 +113,25 @@ def test_plugin_factor_is_checked(plugin_env: dict[str, str], tmp_path: Path) ->
         env=plugin_env,
     )
     assert result.returncode == 2 and "supports factors (2, 3), not 4" in result.stderr
+
+
+def test_the_plugin_of_the_docs_is_listed_runs_and_refuses_bf16(tmp_path: Path) -> None:
+    """docs/plugins.md's example, installed as its text says, uses only `upscaler.plugin`."""
+    text = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text(encoding="utf-8")
+    (code,) = re.findall(r"```python\n(.*?)```", text, re.S)
+    (entry,) = re.findall(
+        r'```toml\n\[project.entry-points."upscaler.backends"\]\n(.*?)\n```', text
+    )
+    name, module, obj = re.fullmatch(r'(\w+) = "(\w+):(\w+)"', entry).groups()  # type: ignore[union-attr]
+    assert "upscaler._" not in code
+    env = install_plugin(tmp_path / "site", module, code, {name: obj})
+    listed = run_cli("backends", env=env).stdout
+    assert re.search(rf"^{name} +x2,x3,x4 +fp32 +available", listed, re.M), listed
+    photo(30, 20).save(tmp_path / "a.png")
+    args = ("batch", tmp_path / "a.png", "-o", tmp_path / "o", "--backend", name, "--factor", 3)
+    ran = run_cli(*args, env=env)
+    assert ran.returncode == 0, ran.stderr
+    expected = np.asarray(Image.open(tmp_path / "a.png")).repeat(3, 0).repeat(3, 1)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "o" / "a.png")), expected)
+    refused = run_cli(*args, "--precision", "bf16", "--overwrite", env=env)
+    assert refused.returncode == 2 and f"the {name} backend runs fp32 only" in refused.stderr
