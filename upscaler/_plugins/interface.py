@@ -9,13 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
-
-import numpy as np
-from numpy.typing import NDArray
+from typing import TYPE_CHECKING, Literal, Protocol, runtime_checkable
 
 from .._errors import BackendError
 from .precision import fp32_only
+
+if TYPE_CHECKING:  # numpy only where a model runs: the run spec's types stay light
+    import numpy as np
+    from numpy.typing import NDArray
 
 __all__ = ["Backend", "BackendOptions", "BackendPlugin", "BasePlugin", "check_factor"]
 
@@ -149,6 +150,8 @@ def check_factor(
     """Run a model once on an 8x8 input of `channels`; BackendError unless its output holds
     (8 * factor)² pixels of them (`run`: the model's own call, before any reshaping;
     `source`: its file or name, for the message)."""
+    import numpy as np
+
     try:
         out = np.asarray(run(np.zeros((1, 8, 8, channels), np.float32)))
     except Exception as exc:
