@@ -64,6 +64,24 @@ def _precision(wanted: str) -> str:
     return wanted
 
 
+def _cache_dir() -> str | None:
+    """Where OpenVINO keeps the models it compiled, so that the next run loads them instead:
+    $UPSCALER_CACHE_DIR (empty: no cache), else $XDG_CACHE_HOME/upscaler/openvino or
+    ~/.cache/upscaler/openvino; None where that folder cannot be made or written."""
+    base = os.environ.get("UPSCALER_CACHE_DIR")
+    if base is None:
+        home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        base = os.path.join(home, "upscaler")
+    if not base:
+        return None
+    folder = os.path.join(base, "openvino")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+    except OSError:
+        return None
+    return folder if os.access(folder, os.W_OK | os.X_OK) else None
+
+
 def _config(options: BackendOptions, precision: str) -> dict[str, object]:
     """One stream with the threads of every image in flight; their requests take turns.
 
@@ -136,8 +154,17 @@ class _Plugin(EspcnPlugin):
         ov = _import_openvino()
 
         path = options.weights or shipped_weights(factor, "onnx", options.model)
+        config = _config(options, precision)
+        cache = _cache_dir()
         try:
-            compiled = ov.Core().compile_model(str(path), "CPU", _config(options, precision))
+            try:  # from the cache of compiled models where there is one
+                compiled = ov.Core().compile_model(
+                    str(path), "CPU", {**config, "CACHE_DIR": cache} if cache else config
+                )
+            except Exception:
+                if not cache:
+                    raise
+                compiled = ov.Core().compile_model(str(path), "CPU", config)  # cache unusable
         except Exception as exc:
             raise BackendError(f"cannot load ONNX model {path} in OpenVINO: {exc}") from exc
         backend = OpenVinoBackend(compiled, factor, precision)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -48,6 +49,7 @@ def test_unknown_device_and_missing_cuda_are_clear(tmp_path: Path) -> None:
 
 
 @pytest.mark.keras
+@pytest.mark.slow
 def test_keras_and_onnx_backends_agree_on_set5(shared: Path, tmp_path: Path) -> None:
     pytest.importorskip("tensorflow")
     lrs = sorted((SET5 / "image_SRF_3").glob("*_LR.png"))
@@ -64,6 +66,7 @@ def test_keras_and_onnx_backends_agree_on_set5(shared: Path, tmp_path: Path) -> 
 
 
 @pytest.mark.keras
+@pytest.mark.slow
 def test_model_is_the_article_architecture() -> None:
     pytest.importorskip("tensorflow")
     from upscaler._training.network import build_espcn
@@ -100,6 +103,7 @@ def test_shipped_onnx_models_cost_what_the_architecture_costs(factor: int) -> No
     assert sum(int(np.prod(c)) for c in convs) == {2: 30_400, 3: 31_840, 4: 33_856}[factor]
 
 
+@pytest.mark.slow
 def test_precision_is_forced_or_refused_clearly(tmp_path: Path) -> None:
     lr = SET5 / "image_SRF_3" / "img_001_SRF_3_LR.png"
     refused = run_cli("batch", lr, "-o", tmp_path / "a", "--backend", "onnx", "--precision", "bf16")
@@ -137,6 +141,7 @@ def test_openvino_refuses_a_model_of_another_factor(tmp_path: Path) -> None:
     assert ran.returncode == 2 and "upscales by 2, not 3" in ran.stderr, ran.stderr
 
 
+@pytest.mark.slow
 def test_openvino_loads_without_its_converter_and_keeps_it_usable() -> None:
     """The backend skips OpenVINO's eager import of its model converter (start-up time); a
     program that uses the converter after loading the backend still finds it."""
@@ -154,3 +159,20 @@ print("ok")
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
+
+
+def test_openvino_keeps_compiled_models_in_a_cache_and_runs_without_one(tmp_path: Path) -> None:
+    """Issue 30: the second run loads the compiled model from the cache folder (start-up);
+    a cache folder that cannot be made costs the cache, not the run."""
+    lr = SET5 / "image_SRF_3" / "img_001_SRF_3_LR.png"
+    outputs = []
+    for i, cache in enumerate(["cache", "cache", "file/cannot-be-a-folder", ""]):
+        (tmp_path / "file").touch()
+        env = {**os.environ, "UPSCALER_CACHE_DIR": str(tmp_path / cache) if cache else ""}
+        out = tmp_path / f"o{i}"
+        ran = run_cli("batch", lr, "-o", out, "--backend", "openvino", "-q", env=env)
+        assert ran.returncode == 0, ran.stderr
+        outputs.append((out / lr.name).read_bytes())
+        if i == 0:
+            assert [p.suffix for p in (tmp_path / "cache" / "openvino").iterdir()] == [".blob"]
+    assert len(set(outputs)) == 1  # the same pixels with or without the cache
