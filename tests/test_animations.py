@@ -65,6 +65,7 @@ def animations(tmp_path: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_every_frame_is_upscaled_with_its_timing(animations: Path, tmp_path: Path) -> None:
     report = tmp_path / "r.json"
     ran = run_cli("batch", animations, "-o", tmp_path / "o", "--factor", 2, "--report", report)
@@ -96,6 +97,7 @@ def test_every_frame_is_upscaled_with_its_timing(animations: Path, tmp_path: Pat
     assert all(r["consistency_psnr"] > 30 for r in images.values())
 
 
+@pytest.mark.slow
 def test_gif_frames_are_quantised_better_than_pillows_default(tmp_path: Path) -> None:
     """PSNR of each GIF output frame against the same frame upscaled without quantising
     (an APNG output of the same run), ours against Pillow's default quantiser."""
@@ -116,6 +118,7 @@ def test_gif_frames_are_quantised_better_than_pillows_default(tmp_path: Path) ->
     assert min(gains) > -0.05 and max(gains) > 0.3, gains  # never worse (one colour fewer)
 
 
+@pytest.mark.slow
 def test_a_still_gif_becomes_png_and_gif_can_be_asked_for(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     _sample_frames()[0].save(tmp_path / "in" / "still.gif")
@@ -127,6 +130,7 @@ def test_a_still_gif_becomes_png_and_gif_can_be_asked_for(tmp_path: Path) -> Non
         assert im.format == "GIF" and im.size == (288, 192)
 
 
+@pytest.mark.slow
 def test_an_animation_asked_as_jpeg_is_a_reason(animations: Path, tmp_path: Path) -> None:
     ran = run_cli("batch", animations / "photos.gif", "-o", tmp_path / "o", "--format", "jpg")
     assert ran.returncode == 1

@@ -26,6 +26,7 @@ def test_upscale_image_matches_the_cli(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("backend", ["onnx", "openvino"])
+@pytest.mark.slow
 def test_images_processed_at_the_same_time_match_the_api_one_by_one(
     tmp_path: Path, backend: str
 ) -> None:
@@ -78,6 +79,7 @@ def test_upscale_array_dtypes() -> None:
         ("fit", {"fit": (30, 30), "shrink": True}, ["--fit", "30x30", "--shrink"]),
     ],
 )
+@pytest.mark.slow
 def test_the_api_takes_the_sizes_of_the_cli(
     tmp_path: Path, option: str, api: dict[str, object], cli: list[str]
 ) -> None:

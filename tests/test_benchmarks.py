@@ -42,6 +42,7 @@ def _quick_run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
     return out
 
 
+@pytest.mark.slow
 def test_throughput_benchmark_runs_on_tiny_folders() -> None:
     peer = "yes" if WITH_PEER else "auto"
     out = _quick_run("throughput.py", "--ours-python", sys.executable, "--peer", peer)
@@ -68,6 +69,7 @@ def test_throughput_benchmark_runs_on_tiny_folders() -> None:
 
 
 @needs_peer
+@pytest.mark.slow
 def test_throughput_benchmark_names_a_peer_model_opencv_cannot_load(tmp_path: Path) -> None:
     shared = tmp_path / "shared"  # the peer is checked before any photo is read
     model = shared / "peers" / "opencv-espcn" / "ESPCN_x3.pb"
@@ -85,6 +87,7 @@ def test_throughput_benchmark_names_a_peer_model_opencv_cannot_load(tmp_path: Pa
     assert lines[0].startswith("benchmark: OpenCV 4.") and str(model) in lines[0], lines[0]
 
 
+@pytest.mark.slow
 def test_dask_scaling_benchmark_runs_on_a_tiny_folder() -> None:
     pytest.importorskip("distributed")
     out = _quick_run("dask_scaling.py")

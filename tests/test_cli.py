@@ -56,6 +56,7 @@ def test_one_corrupt_file_fails_alone_with_exit_1(mixed_tree: Path, tmp_path: Pa
     assert report["summary"]["failed"] == 1 and report["summary"]["done"] == 4
 
 
+@pytest.mark.slow
 def test_rerun_skips_up_to_date_outputs_and_overwrite_redoes(
     mixed_tree: Path, tmp_path: Path
 ) -> None:
@@ -91,6 +92,7 @@ def test_usage_errors_exit_2(mixed_tree: Path) -> None:
     assert not (mixed_tree.parent / "in-x3").exists()
 
 
+@pytest.mark.slow
 def test_jobs_use_worker_processes_with_the_same_results(mixed_tree: Path, tmp_path: Path) -> None:
     assert (
         run_cli(
@@ -138,6 +140,7 @@ def test_help_and_version_do_not_import_frameworks() -> None:
 @pytest.mark.parametrize(
     "engine", [(), ("--engine", "dask", "--workers", "2")], ids=["local", "dask"]
 )
+@pytest.mark.slow
 def test_progress_bar_on_a_terminal_plain_lines_otherwise(
     engine: tuple[str, ...], mixed_tree: Path, tmp_path: Path
 ) -> None:

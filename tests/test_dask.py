@@ -135,6 +135,7 @@ def _assert_nearest_x2(src: Path, out: Path, names: list[str]) -> None:
 ON_TWO_WORKERS = ("--factor", 2, "--engine", "dask", "--workers", 2)
 
 
+@pytest.mark.slow
 def test_dask_gives_the_same_outputs_and_records_as_local(photos: Path, tmp_path: Path) -> None:
     local, dask = tmp_path / "local", tmp_path / "dask"
     ran_local = run_cli("batch", photos, "-o", local, "--report", tmp_path / "local.json")
@@ -150,6 +151,7 @@ def test_dask_gives_the_same_outputs_and_records_as_local(photos: Path, tmp_path
     assert not _leftovers(dask)
 
 
+@pytest.mark.slow
 def test_dask_rerun_skips_everything_without_submitting_it(photos: Path, tmp_path: Path) -> None:
     (photos / "broken.png").unlink()
     out = tmp_path / "out"
@@ -168,6 +170,7 @@ def test_dask_rerun_skips_everything_without_submitting_it(photos: Path, tmp_pat
     assert offline.returncode == 0 and "0 done, 10 skipped" in offline.stderr, offline.stderr
 
 
+@pytest.mark.slow
 def test_image_that_always_kills_its_worker_fails_alone(
     plugin_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -194,6 +197,7 @@ def _worker_pids(driver: int) -> list[int]:
     return [p.pid for p in children if "spawn_main" in " ".join(p.cmdline())]
 
 
+@pytest.mark.slow
 def test_worker_killed_mid_run_still_writes_every_image_once(
     plugin_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -239,6 +243,7 @@ def test_worker_killed_mid_run_still_writes_every_image_once(
     [(signal.SIGINT, True), (signal.SIGTERM, False), (signal.SIGTERM, True)],
     ids=["ctrl-c to the process group", "SIGTERM to upscaler", "SIGTERM to the group (systemd)"],
 )
+@pytest.mark.slow
 def test_stopped_run_finishes_the_images_in_hand_and_reports(
     sig: signal.Signals, group: bool, plugin_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -315,6 +320,7 @@ def cluster(plugin_env: dict[str, str]) -> Iterator[str]:
             p.wait(timeout=60)
 
 
+@pytest.mark.slow
 def test_joins_a_cluster_started_with_the_dask_commands(
     cluster: str, plugin_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -330,6 +336,7 @@ def test_joins_a_cluster_started_with_the_dask_commands(
     assert list(_worker_loads(plugin_env).values()) == [["2"]]
 
 
+@pytest.mark.slow
 def test_unreachable_scheduler_is_an_error(tmp_path: Path) -> None:
     photo(8, 8).save(tmp_path / "a.png")
     env = {**os.environ, "DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT": "1s"}
@@ -368,6 +375,7 @@ def test_engine_dask_without_the_extra_is_a_usage_error(tmp_path: Path) -> None:
     assert not tmp_path.with_name(f"{tmp_path.name}-x3").exists()
 
 
+@pytest.mark.slow
 def test_compare_runs_on_dask_with_the_scores_of_a_local_run(tmp_path: Path) -> None:
     """`compare` goes through the batch layer, so any engine runs it."""
     hr = tmp_path / "hr"
@@ -386,6 +394,7 @@ def test_compare_runs_on_dask_with_the_scores_of_a_local_run(tmp_path: Path) -> 
     }
 
 
+@pytest.mark.slow
 def test_a_worker_loads_the_model_of_the_first_network_pass_only(tmp_path: Path) -> None:
     """Issue 29: workers pre-loaded the model at the run's --factor (3 by default), also for
     --scale 1.5, which runs the network at x2 only (the x3 model loaded for nothing)."""

@@ -163,6 +163,7 @@ def _guide_batch(guide: Guide, src: Path, out: Path) -> list[str]:
     return line.split()
 
 
+@pytest.mark.slow
 def test_the_guides_tls_cluster_upscales_as_a_local_run_does(
     cluster: Guide, photos: Path, tmp_path: Path
 ) -> None:
@@ -182,6 +183,7 @@ def test_the_guides_tls_cluster_upscales_as_a_local_run_does(
     assert len(workers) == 1 and all(a.startswith("tls://127.0.0.1:") for a in workers)
 
 
+@pytest.mark.slow
 def test_dasks_own_configuration_gives_the_certificate(
     cluster: Guide, photos: Path, tmp_path: Path
 ) -> None:
@@ -198,6 +200,7 @@ def test_dasks_own_configuration_gives_the_certificate(
     assert len(list((tmp_path / "o").glob("*.*g"))) == 4
 
 
+@pytest.mark.slow
 def test_compare_joins_the_tls_cluster_too(cluster: Guide, tmp_path: Path) -> None:
     hr = tmp_path / "hr"
     hr.mkdir()
@@ -225,6 +228,7 @@ def _refused(
     return ran.stderr
 
 
+@pytest.mark.slow
 def test_a_client_without_a_certificate_is_refused(cluster: Guide, tmp_path: Path) -> None:
     stderr = _refused(cluster, tmp_path)
     assert f"{cluster.address} needs a certificate signed by the cluster's CA" in stderr
@@ -238,6 +242,7 @@ def test_a_client_without_a_certificate_is_refused(cluster: Guide, tmp_path: Pat
         ("other", "its certificate is not signed by the CA given (--tls-ca)"),
     ],
 )
+@pytest.mark.slow
 def test_a_client_with_a_certificate_from_another_ca_is_refused(
     cluster: Guide, other_pki: Path, trusts: str, reason: str, tmp_path: Path
 ) -> None:
@@ -259,10 +264,26 @@ def test_a_client_with_a_certificate_from_another_ca_is_refused(
     ("files", "message"),
     [
         (("nothing.pem", "cron.pem", "cron.key"), "--tls-ca {pki}/nothing.pem: No such file"),
-        (("cron.key", "cron.pem", "cron.key"), "--tls-ca {pki}/cron.key: not a PEM certificate"),
-        (("ca.pem", "cron.key", "cron.key"), "--tls-cert {pki}/cron.key: not a PEM certificate"),
-        (("ca.pem", "cron.pem", "storage1.key"), "--tls-key {pki}/storage1.key: not the key of"),
-        (("ca.pem", "cron.pem", "ca.pem"), "--tls-key {pki}/ca.pem: not a PEM private key"),
+        pytest.param(
+            ("cron.key", "cron.pem", "cron.key"),
+            "--tls-ca {pki}/cron.key: not a PEM certificate",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            ("ca.pem", "cron.key", "cron.key"),
+            "--tls-cert {pki}/cron.key: not a PEM certificate",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            ("ca.pem", "cron.pem", "storage1.key"),
+            "--tls-key {pki}/storage1.key: not the key of",
+            marks=pytest.mark.slow,
+        ),
+        pytest.param(
+            ("ca.pem", "cron.pem", "ca.pem"),
+            "--tls-key {pki}/ca.pem: not a PEM private key",
+            marks=pytest.mark.slow,
+        ),
     ],
 )
 def test_a_wrong_file_is_named_before_anything_runs(
@@ -277,6 +298,7 @@ def test_a_wrong_file_is_named_before_anything_runs(
     assert message.format(pki=pki) in _refused(nowhere, tmp_path, *tls)
 
 
+@pytest.mark.slow
 def test_a_scheduler_without_workers_is_an_error_not_a_hang(pki: Path, tmp_path: Path) -> None:
     guide = Guide(pki)
     scheduler = guide(_block("tls-cluster")).strip().splitlines()[0]
@@ -296,6 +318,7 @@ def _cron(pki: Path, kind: str) -> Path:
     return pki / {"ca": "ca.pem", "cert": "cron.pem", "key": "cron.key"}[kind]
 
 
+@pytest.mark.slow
 def test_plain_tcp_to_another_host_warns_once_unless_insecure(tmp_path: Path) -> None:
     photo(16, 12).save(tmp_path / "a.png")
     env = _env(DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="1s")
@@ -316,8 +339,14 @@ def test_plain_tcp_to_another_host_warns_once_unless_insecure(tmp_path: Path) ->
             ("--scheduler", "tcp://127.0.0.1:1", "--tls-ca", "ca.pem"),
             "are for a tls:// --scheduler",
         ),
-        (("--tls-cert", "c.pem"), "are for a tls:// --scheduler"),
-        (("--scheduler", "tls://127.0.0.1:1", "--insecure"), "--insecure is for a plain tcp://"),
+        pytest.param(
+            ("--tls-cert", "c.pem"), "are for a tls:// --scheduler", marks=pytest.mark.slow
+        ),
+        pytest.param(
+            ("--scheduler", "tls://127.0.0.1:1", "--insecure"),
+            "--insecure is for a plain tcp://",
+            marks=pytest.mark.slow,
+        ),
     ],
 )
 def test_tls_options_that_do_not_go_together(

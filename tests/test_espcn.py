@@ -161,6 +161,7 @@ print("ok")
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
 
 
+@pytest.mark.slow
 def test_openvino_keeps_compiled_models_in_a_cache_and_runs_without_one(tmp_path: Path) -> None:
     """Issue 30: the second run loads the compiled model from the cache folder (start-up);
     a cache folder that cannot be made costs the cache, not the run."""

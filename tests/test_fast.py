@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from upscaler._pixels.size import OutputSize
 from upscaler._run.batch import BatchRequest, run_batch
 from upscaler._run.lock import LockTimeout, hold_lock
 from upscaler._run.spec import Record, TileCallback
+from upscaler.plugin import shipped_models
 
 
 @dataclass
@@ -51,7 +54,7 @@ class Collected:
 
 
 def request(inputs: list[Path], out: Path, **options: object) -> BatchRequest:
-    """`upscaler batch INPUTS -o OUT` with the command line's defaults (x2, bicubic, png)."""
+    """`upscaler batch INPUTS -o OUT` as the command line builds it, at x2 with bicubic."""
     given: dict[str, object] = {
         "inputs": tuple(inputs),
         "out": out,
@@ -89,9 +92,7 @@ def folder(tmp_path: Path) -> Path:
     return root
 
 
-def test_batch_in_process_writes_each_image_and_a_json_report(
-    folder: Path, tmp_path: Path
-) -> None:
+def test_batch_in_process_writes_each_image_and_a_json_report(folder: Path, tmp_path: Path) -> None:
     out, report = tmp_path / "out", tmp_path / "r.json"
     progress = Collected()
     assert run_batch(request([folder], out, report=report), progress) == 0
@@ -130,7 +131,12 @@ def test_batch_in_process_skips_what_is_done_and_fails_a_bad_file_alone(
     again = Collected()
     assert run_batch(request([folder], out, report=tmp_path / "r.csv"), again) == 1
     statuses = sorted((Path(r.src).name, r.status) for r in again.records)
-    assert statuses == [("a.png", "skipped"), ("broken.png", "failed"), ("c.jpg", "skipped"), ("grey.png", "skipped")]
+    assert statuses == [
+        ("a.png", "skipped"),
+        ("broken.png", "failed"),
+        ("c.jpg", "skipped"),
+        ("grey.png", "skipped"),
+    ]
     (failed,) = [r for r in again.records if r.status == "failed"]
     assert failed.error == "not a recognised image file"  # the progress prints it, not the run
     assert not (out / "broken.png").exists()
@@ -167,7 +173,9 @@ def test_batch_with_a_reference_writes_an_html_report_with_thumbnails(tmp_path: 
         hr.resize((20, 16), Image.Resampling.BICUBIC).save(inputs / f"p{i}.png")
     report = tmp_path / "report.html"
     progress = Collected()
-    ran = run_batch(request([inputs], tmp_path / "out", report=report, reference=originals), progress)
+    ran = run_batch(
+        request([inputs], tmp_path / "out", report=report, reference=originals), progress
+    )
     assert ran == 0, progress.messages
     assert all(r.psnr is not None and 20 < r.psnr < 60 for r in progress.records)
     assert all(r.ssim is not None and 0.3 < r.ssim <= 1 for r in progress.records)
@@ -178,13 +186,17 @@ def test_batch_with_a_reference_writes_an_html_report_with_thumbnails(tmp_path: 
 
 
 def test_batch_onnx_at_any_scale_and_an_animation(tmp_path: Path) -> None:
-    """The shipped ONNX weights through the batch: --scale 1.5 (x2, then a resize) and an
-    animated GIF whose frames are upscaled one by one with their timing."""
+    """The shipped ONNX weights through the batch: --scale 1.5 (x2, then a resize), a JPEG
+    of quality 75 given the weights trained for JPEGs, and an animated GIF whose frames are
+    upscaled one by one with their timing."""
     src = tmp_path / "in"
     src.mkdir()
     photo(24, 18, seed=4).save(src / "still.png")
+    photo(20, 16, seed=5).save(src / "q75.jpg", quality=75)
     frames = [photo(12, 10, seed=s).convert("P") for s in range(3)]
-    frames[0].save(src / "moving.gif", save_all=True, append_images=frames[1:], duration=[50, 80, 120], loop=0)
+    frames[0].save(
+        src / "moving.gif", save_all=True, append_images=frames[1:], duration=[50, 80, 120], loop=0
+    )
     progress = Collected()
     size = OutputSize(scale=1.5)
     assert run_batch(request([src], tmp_path / "out", size=size, backend="onnx"), progress) == 0
@@ -200,8 +212,19 @@ def test_batch_onnx_at_any_scale_and_an_animation(tmp_path: Path) -> None:
             gif.seek(i)
             durations.append(gif.info["duration"])
         assert durations == [50, 80, 120]
-    (moving,) = [r for r in progress.records if r.src.endswith("moving.gif")]
-    assert moving.frames == 3 and moving.status == "done"
+    records = {Path(r.src).name: r for r in progress.records}
+    assert records["moving.gif"].frames == 3 and records["moving.gif"].status == "done"
+    jpeg = "jpeg" if "jpeg" in shipped_models(2) else "clean"  # the first pass is x2
+    assert (records["q75.jpg"].model, records["q75.jpg"].jpeg_quality) == (jpeg, 75)
+    assert (records["still.png"].model, records["still.png"].jpeg_quality) == ("clean", None)
+    with Image.open(src / "q75.jpg") as im:
+        expected = upscaler.upscale_image(im, backend="onnx", scale=1.5, model=jpeg)
+    with Image.open(tmp_path / "out" / "q75.jpg") as out:
+        assert out.size == (30, 24)
+        # written as a JPEG: compare what was encoded with the API's pixels, encoded alike
+        buf = io.BytesIO()
+        expected.save(buf, "JPEG", quality=95)
+        assert np.array_equal(np.asarray(out), np.asarray(Image.open(buf)))
 
 
 def test_second_run_on_a_locked_output_waits_then_gives_up(folder: Path, tmp_path: Path) -> None:
@@ -237,8 +260,6 @@ def test_openvino_gives_the_onnx_pixels() -> None:
     assert np.abs(onnx.astype(int) - openvino.astype(int)).max() <= 1
 
 
-
-
 def test_batch_on_a_dask_cluster_gives_the_local_outputs(folder: Path, tmp_path: Path) -> None:
     """`--engine dask --scheduler ADDRESS` against a cluster in this process (threads): the
     same files as the local engine, and a rerun that skips everything."""
@@ -261,6 +282,17 @@ def test_batch_on_a_dask_cluster_gives_the_local_outputs(folder: Path, tmp_path:
         assert a.read_bytes() == b.read_bytes(), a.name
 
 
+def test_batch_on_worker_processes_gives_the_files_of_threads(folder: Path, tmp_path: Path) -> None:
+    """`--jobs 2`: one image at a time in each of two spawned worker processes."""
+    assert run_batch(request([folder], tmp_path / "threads"), Collected()) == 0
+    progress = Collected()
+    assert run_batch(request([folder], tmp_path / "processes", jobs=2), progress) == 0
+    assert sorted(r.status for r in progress.records) == ["done"] * 3
+    for a in sorted((tmp_path / "threads").rglob("[!.]*.*")):
+        b = tmp_path / "processes" / a.relative_to(tmp_path / "threads")
+        assert a.read_bytes() == b.read_bytes(), a.name
+
+
 def test_batch_reads_and_writes_urls_through_fsspec(tmp_path: Path) -> None:
     """Inputs and outputs named by URL go through `_images.storage` (fsspec): here its
     in-memory file system, as a bucket would be used (listing, download, one upload each)."""
@@ -274,7 +306,9 @@ def test_batch_reads_and_writes_urls_through_fsspec(tmp_path: Path) -> None:
             memory.pipe(f"{bucket}/in/p{i}.png", image.getvalue())
         memory.pipe(f"{bucket}/in/.hidden.png", b"never read")
         progress = Collected()
-        urls = request([f"memory://{bucket}/in"], f"memory://{bucket}/out", report=tmp_path / "r.json")
+        urls = request(
+            [f"memory://{bucket}/in"], f"memory://{bucket}/out", report=tmp_path / "r.json"
+        )
         assert run_batch(urls, progress) == 0, progress.messages
         assert sorted(memory.ls(f"{bucket}/out", detail=False)) == [
             f"{bucket}/out/p0.png",
@@ -329,3 +363,42 @@ def test_command_line_in_process(folder: Path, tmp_path: Path) -> None:
     assert usage.exit_code == 2
     listed = runner.invoke(cli, ["backends"])
     assert listed.exit_code == 0 and "bicubic" in listed.output and "onnx" in listed.output
+
+
+def test_python_dash_m_upscaler_is_the_command(folder: Path, tmp_path: Path) -> None:
+    """`python -m upscaler` (upscaler/__main__.py) runs the same command as the script."""
+    ran = subprocess.run(
+        [sys.executable, "-m", "upscaler", "batch", str(folder), "-o", str(tmp_path / "out")]
+        + ["--backend", "bicubic", "--factor", "4", "-q"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
+    assert ran.returncode == 0 and ran.stderr == "", ran.stderr
+    with Image.open(tmp_path / "out" / "sub" / "grey.png") as im:
+        assert im.size == (36, 48) and im.mode == "L"
+
+
+def test_rows_decoded_and_encoded_in_strips_match_the_whole_image(tmp_path: Path) -> None:
+    """What a streamed run does to a large image, on a small one: libvips decodes it in
+    strips (`_images.vips`), and the PNG and JPEG band writers give the bytes of the files
+    written whole (`_images.png`, `_images.jpegstrips`), bands of 5 rows or not."""
+    from upscaler._images.codec import Metadata, encode, encode_rows
+    from upscaler._images.vips import read_rows
+    from upscaler._pixels.rows import collect, from_array
+
+    image = np.asarray(photo(40, 27, seed=9))
+    Image.fromarray(image).save(tmp_path / "a.png")
+    assert np.array_equal(collect(read_rows(str(tmp_path / "a.png"))), image)
+    Image.fromarray(image).save(tmp_path / "a.jpg", quality=90)
+    with Image.open(tmp_path / "a.jpg") as im:
+        assert np.array_equal(collect(read_rows(str(tmp_path / "a.jpg"))), np.asarray(im))
+    for suffix in (".png", ".jpg"):
+        whole, banded = tmp_path / f"whole{suffix}", tmp_path / f"banded{suffix}"
+        encode(image, whole, Metadata(), quality=90)
+        encode_rows(from_array(image, rows=5), banded, Metadata(), quality=90)
+        assert banded.read_bytes() == whole.read_bytes(), suffix
+    (tmp_path / "cut.png").write_bytes((tmp_path / "a.png").read_bytes()[:300])
+    with pytest.raises(upscaler.ImageError, match="^(truncated image file|corrupt image data)"):
+        collect(read_rows(str(tmp_path / "cut.png")))  # a reason, not a pyvips.Error

@@ -78,6 +78,7 @@ def test_every_format_keeps_format_depth_and_alpha(tmp_path: Path) -> None:
         assert original.pixels.dtype == dtype
 
 
+@pytest.mark.slow
 def test_heic_through_the_heif_extra(tmp_path: Path) -> None:
     pillow_heif = pytest.importorskip("pillow_heif", reason="needs the heif extra")
     pillow_heif.register_heif_opener()
@@ -89,6 +90,7 @@ def test_heic_through_the_heif_extra(tmp_path: Path) -> None:
         assert im.format == "HEIF" and im.size == (80, 60)
 
 
+@pytest.mark.slow
 def test_jpeg_xl_round_trip_with_its_metadata(tmp_path: Path) -> None:
     """JPEG to JPEG XL (`--format jxl`) and that JPEG XL to PNG, through the jxl extra:
     sizes, pixels close to a JPEG output's, EXIF and XMP kept both ways; the colours are
@@ -124,6 +126,7 @@ def test_jpeg_xl_round_trip_with_its_metadata(tmp_path: Path) -> None:
     assert np.abs(diff).mean() < 3  # the same upscale, two lossy encoders at quality 95
 
 
+@pytest.mark.slow
 def test_jpeg_xl_output_carries_the_colours_of_another_profile(tmp_path: Path) -> None:
     """An Adobe RGB photo written as JPEG XL is converted to sRGB (no profile can go in)."""
     pytest.importorskip("pillow_jxl", reason="needs the jxl extra")
@@ -145,6 +148,7 @@ def test_jpeg_xl_output_carries_the_colours_of_another_profile(tmp_path: Path) -
     assert np.abs(got - np.asarray(rgb.resize((270, 180)), float)).mean() > 5  # not as stored
 
 
+@pytest.mark.slow
 def test_jpeg_xl_without_the_extra_is_a_reason(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "a.jxl").write_bytes(b"\xff\x0a not really")
@@ -153,6 +157,7 @@ def test_jpeg_xl_without_the_extra_is_a_reason(tmp_path: Path) -> None:
     assert "a.jxl: JPEG XL files need `pip install upscaler[jxl]`" in ran.stderr
 
 
+@pytest.mark.slow
 def test_quality_applies_to_jpeg_and_webp(tmp_path: Path) -> None:
     (tmp_path / "in").mkdir()
     photo(60, 40).save(tmp_path / "in" / "a.png")
@@ -170,7 +175,15 @@ def test_quality_applies_to_jpeg_and_webp(tmp_path: Path) -> None:
     assert sizes["jpg", 30] < sizes["jpg", 95] and sizes["webp", 30] < sizes["webp", 95]
 
 
-@pytest.mark.parametrize("fmt", ["same", "png", "webp", "tiff"])
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        "same",
+        "png",
+        pytest.param("webp", marks=pytest.mark.slow),
+        pytest.param("tiff", marks=pytest.mark.slow),
+    ],
+)
 def test_metadata_is_carried_over(tmp_path: Path, fmt: str) -> None:
     icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
     exif = Image.Exif()
@@ -217,6 +230,7 @@ def _ghostscript_profile(name: str) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_cmyk_jpeg_is_converted_through_its_icc_profile(tmp_path: Path) -> None:
     _ghostscript_profile(CMYK_PROFILE.name)
     with Image.open(SAMPLES / "coffee.png") as im:

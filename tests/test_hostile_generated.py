@@ -83,7 +83,13 @@ def _plugins() -> list[str]:
     return ["jxl"]
 
 
-@pytest.mark.parametrize("fmt", OUTPUTS + _plugins())
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        f if f in ("png", "jpg") else pytest.param(f, marks=pytest.mark.slow)
+        for f in OUTPUTS + _plugins()
+    ],
+)
 def test_wide_greys_keep_their_ramp_in_every_output_format(tmp_path: Path, fmt: str) -> None:
     """16-bit, 32-bit integer and 32-bit float greys, as stills and as two-page TIFFs, to
     `fmt`: every still and page written is the ramp it was (never clipped to white or black);
@@ -113,7 +119,14 @@ def test_wide_greys_keep_their_ramp_in_every_output_format(tmp_path: Path, fmt: 
     assert several  # the generator made pages
 
 
-@pytest.mark.parametrize("fmt", ["gif", "webp", "png"])
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        "gif",
+        pytest.param("webp", marks=pytest.mark.slow),
+        pytest.param("png", marks=pytest.mark.slow),
+    ],
+)
 def test_animations_of_identical_frames_keep_every_frame(tmp_path: Path, fmt: str) -> None:
     """Animations whose frames are all the same picture, as Pillow writes them (it merges
     such frames, adding their durations), to the same format (a GIF left with one frame is a
@@ -152,6 +165,7 @@ def _animation_bytes(fmt: str) -> bytes:
     return buf.getvalue()
 
 
+@pytest.mark.slow
 def test_animations_cut_anywhere_fail_in_one_line(tmp_path: Path) -> None:
     """GIF, APNG and WebP animations cut at a third, a half and nine tenths of their bytes,
     JPEG XL stills at a half and nine tenths (with its plugin):
@@ -186,6 +200,7 @@ def test_animations_cut_anywhere_fail_in_one_line(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "good.png").is_file()
 
 
+@pytest.mark.slow
 def test_links_planted_at_every_path_a_run_writes_are_replaced_not_followed(
     tmp_path: Path,
 ) -> None:

@@ -18,14 +18,14 @@ from conftest import photo, run_cli
 @pytest.mark.parametrize(
     "pattern",
     [
-        "{started.nope}.json",
-        "{started[0]}.json",
-        "{host.__class__}.json",
-        "{started:%Q}.json",
+        pytest.param("{started.nope}.json", marks=pytest.mark.slow),
+        pytest.param("{started[0]}.json", marks=pytest.mark.slow),
+        pytest.param("{host.__class__}.json", marks=pytest.mark.slow),
+        pytest.param("{started:%Q}.json", marks=pytest.mark.slow),
         "{host!r}.json",
-        "{host:>20}.json",
+        pytest.param("{host:>20}.json", marks=pytest.mark.slow),
         "{nope}.json",
-        "{started:%Y}{.json",
+        pytest.param("{started:%Y}{.json", marks=pytest.mark.slow),
     ],
 )
 def test_report_placeholders_are_the_documented_ones_only(tmp_path: Path, pattern: str) -> None:
@@ -146,6 +146,7 @@ def _ramp(width: int = 40, height: int = 30) -> np.ndarray:
     return np.tile(np.linspace(0.0, 1.0, width), (height, 1))
 
 
+@pytest.mark.slow
 def test_sixteen_bit_frames_to_gif_and_webp_keep_their_greys(tmp_path: Path) -> None:
     """A 2-page 16-bit grey TIFF ramp written as GIF and WebP: the ramp, not white."""
     src = tmp_path / "in"
@@ -179,8 +180,8 @@ def test_sixteen_bit_frames_to_gif_and_webp_keep_their_greys(tmp_path: Path) -> 
     ("mode", "values", "ok"),
     [
         ("F", _ramp(), True),
-        ("F", _ramp() * 4, False),
-        ("I", (_ramp() * 65535).astype(np.int32), True),
+        pytest.param("F", _ramp() * 4, False, marks=pytest.mark.slow),
+        pytest.param("I", (_ramp() * 65535).astype(np.int32), True, marks=pytest.mark.slow),
         ("I", (_ramp() * 70000).astype(np.int32), False),
     ],
 )
@@ -209,6 +210,7 @@ def test_32_bit_greys_follow_one_range_rule(
     assert abs(api.mean() / 65535 - 0.5) < 0.02
 
 
+@pytest.mark.slow
 def test_links_to_nowhere_without_an_image_name_are_ignored(tmp_path: Path) -> None:
     """A dangling link to a non-image and a link loop without an image suffix are not images:
     ignored (exit 0 every night); a dangling link with an image name still fails."""
@@ -224,7 +226,7 @@ def test_links_to_nowhere_without_an_image_name_are_ignored(tmp_path: Path) -> N
     assert ran.returncode == 1 and "gone.png: dangling symbolic link" in ran.stderr
 
 
-@pytest.mark.parametrize("kind", ["device", "fifo"])
+@pytest.mark.parametrize("kind", [pytest.param("device", marks=pytest.mark.slow), "fifo"])
 def test_an_input_that_is_not_a_file_is_a_usage_error(tmp_path: Path, kind: str) -> None:
     import os
 
@@ -236,6 +238,7 @@ def test_an_input_that_is_not_a_file_is_a_usage_error(tmp_path: Path, kind: str)
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_usage_errors_are_one_line_and_animations_count_every_frame(tmp_path: Path) -> None:
     for args in (["batch", "x", "--fit", "2x"], ["batch"], ["nope"]):
         ran = run_cli(*args)
@@ -278,6 +281,7 @@ def test_the_python_api_shows_itself_and_says_what_a_factor_is() -> None:
         upscaler.upscale_array(np.zeros((4, 4), np.uint8), factor="2")  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_jpeg_xl_at_quality_100_keeps_sixteen_bits_or_says_it_cannot(tmp_path: Path) -> None:
     """--format jxl --quality 100 is lossless: 16-bit grey stays 16-bit (the PNG output's very
     values); 16-bit colour, which the JPEG XL plugin cannot take, fails in one line naming

@@ -58,6 +58,7 @@ def inputs(tmp_path: Path) -> Path:
     return src
 
 
+@pytest.mark.slow
 def test_each_input_gets_the_weights_for_what_it_is(inputs: Path, tmp_path: Path) -> None:
     """--input-kind auto (the default): JPEGs under quality 92 get the JPEG weights where the
     factor has them (x3), everything else the clean ones; the report says which, with the
@@ -79,6 +80,7 @@ def test_each_input_gets_the_weights_for_what_it_is(inputs: Path, tmp_path: Path
     assert csv_run.returncode == 0 and "model" in header.read_text().splitlines()[0]
 
 
+@pytest.mark.slow
 def test_the_kind_can_be_forced_and_own_weights_are_never_switched(
     inputs: Path, tmp_path: Path
 ) -> None:
@@ -117,6 +119,7 @@ def test_the_kind_can_be_forced_and_own_weights_are_never_switched(
 
 
 @pytest.mark.skipif("jpeg" not in shipped_models(3), reason="no JPEG weights for x3 shipped")
+@pytest.mark.slow
 def test_jpeg_weights_lift_set5_at_quality_75(tmp_path: Path) -> None:
     """Set5's x3 inputs saved as JPEG at quality 75 (Pillow, 4:2:0), the shared protocol
     through the command: the default picks the JPEG weights and gains on both the clean

@@ -8,9 +8,12 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from conftest import ROOT
 
 
+@pytest.mark.slow
 def test_wheel_installs_everything_under_upscaler(tmp_path: Path) -> None:
     junk = shutil.ignore_patterns(".*", "build", "dist", "*.egg-info", "__pycache__", "runs")
     src = shutil.copytree(ROOT, tmp_path / "src", ignore=junk)  # build writes into its source

@@ -37,14 +37,18 @@ def set5_psnr(backend: str, factor: int, out: Path, *extra: str) -> float:
     return float(np.mean(scores))
 
 
-@pytest.mark.parametrize("factor", [2, 3, 4])
+@pytest.mark.parametrize(
+    "factor", [pytest.param(2, marks=pytest.mark.slow), 3, pytest.param(4, marks=pytest.mark.slow)]
+)
 def test_bicubic_reproduces_published_set5_psnr(shared: Path, tmp_path: Path, factor: int) -> None:
     assert set5_psnr("bicubic", factor, tmp_path) == pytest.approx(
         PUBLISHED_BICUBIC[factor], abs=0.05
     )
 
 
-@pytest.mark.parametrize("factor", [2, 3, 4])
+@pytest.mark.parametrize(
+    "factor", [pytest.param(2, marks=pytest.mark.slow), pytest.param(3, marks=pytest.mark.slow), 4]
+)
 def test_onnx_backend_gives_the_manifest_psnr_and_beats_the_peer(
     shared: Path, tmp_path: Path, factor: int
 ) -> None:
@@ -62,6 +66,7 @@ def test_onnx_backend_gives_the_manifest_psnr_and_beats_the_peer(
         for f in (2, 3, 4)
     ],
 )
+@pytest.mark.slow
 def test_onnx_backend_reaches_the_quality_bar(shared: Path, tmp_path: Path, factor: int) -> None:
     assert set5_psnr("onnx", factor, tmp_path) >= ONNX_BARS[factor]
 
@@ -85,6 +90,7 @@ def _bf16_or_skip() -> None:
 
 
 @pytest.mark.parametrize("factor", [2, 3, 4])
+@pytest.mark.slow
 def test_bf16_matches_fp32_on_set5(shared: Path, tmp_path: Path, factor: int) -> None:
     """The reduced precision users get by default: within 0.03 dB, 99.8% within 1 grey level.
 
@@ -104,6 +110,7 @@ def test_bf16_matches_fp32_on_set5(shared: Path, tmp_path: Path, factor: int) ->
     assert np.any(every > 0)  # bf16 really ran: it does not round exactly as fp32 does
 
 
+@pytest.mark.slow
 def test_default_backend_runs_bf16_where_the_cpu_has_it(shared: Path, tmp_path: Path) -> None:
     _bf16_or_skip()
     lr = SET5 / "image_SRF_3" / "img_001_SRF_3_LR.png"

@@ -78,7 +78,14 @@ def set5_x3(tmp_path: Path) -> tuple[Path, Path]:
     return hr, lr
 
 
-@pytest.mark.parametrize("suffix", [".json", ".csv", ".html"])
+@pytest.mark.parametrize(
+    "suffix",
+    [
+        ".json",
+        pytest.param(".csv", marks=pytest.mark.slow),
+        pytest.param(".html", marks=pytest.mark.slow),
+    ],
+)
 def test_batch_report_with_reference(
     shared: Path, set5_x3: tuple[Path, Path], tmp_path: Path, suffix: str
 ) -> None:
@@ -170,6 +177,7 @@ def _dump_dom(browser: str, flags: list[str], page: Path) -> str:
     ).stdout
 
 
+@pytest.mark.slow
 def test_compare_set5_report_and_page(
     shared: Path, set5_x3: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -246,6 +254,7 @@ def test_compare_keeps_the_crops_of_images_that_share_a_stem(tmp_path: Path) -> 
 AWKWARD_NAMES = ["a#1.png", "b%41.png", "c?x.png", "d e.png", "a?b%20c#1.png", "é&ü.png"]
 
 
+@pytest.mark.slow
 def test_compare_page_loads_crops_of_awkward_file_names(tmp_path: Path) -> None:
     hr = tmp_path / "hr"
     hr.mkdir()
@@ -309,6 +318,7 @@ def test_compare_makes_low_resolution_inputs_itself(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("jobs", "sig"), [(1, "SIGINT"), (2, "SIGTERM")])
+@pytest.mark.slow
 def test_interrupted_batch_still_writes_its_report(tmp_path: Path, jobs: int, sig: str) -> None:
     import signal
     import time
@@ -363,6 +373,7 @@ def test_bicubic_shrink_equals_pillows_float_resize(factor: int, height: int, wi
     assert np.abs(ours - np.asarray(pillow)).max() < 1e-3
 
 
+@pytest.mark.slow
 def test_compare_that_fails_leaves_nothing_behind(tmp_path: Path) -> None:
     empty, broken = tmp_path / "empty", tmp_path / "broken"
     empty.mkdir()
@@ -376,6 +387,7 @@ def test_compare_that_fails_leaves_nothing_behind(tmp_path: Path) -> None:
         assert "Traceback" not in result.stderr and not out.exists()
 
 
+@pytest.mark.slow
 def test_reports_survive_reruns_name_their_run_and_follow_the_umask(tmp_path: Path) -> None:
     """A nightly `--report 'reports/{started:%Y-%m-%d}-{host}.json'` keeps each night's report;
     every report says when, where and with what it ran; its mode follows the umask (0644)."""
@@ -416,6 +428,7 @@ def test_reports_survive_reruns_name_their_run_and_follow_the_umask(tmp_path: Pa
     )
 
 
+@pytest.mark.slow
 def test_compare_takes_the_benchmark_layout_of_hr_and_lr_pairs(
     shared: Path, tmp_path: Path
 ) -> None:
@@ -470,6 +483,7 @@ plugin = Plugin()
 """
 
 
+@pytest.mark.slow
 def test_suspect_outputs_are_named_in_the_summary_and_the_report(tmp_path: Path) -> None:
     """A black output among healthy ones is flagged (18 dB under the run's median, for a
     backend with no measured floor); a shipped model's healthy outputs are not."""
@@ -494,6 +508,7 @@ def test_suspect_outputs_are_named_in_the_summary_and_the_report(tmp_path: Path)
     assert healthy.returncode == 0 and "suspect" not in healthy.stderr, healthy.stderr
 
 
+@pytest.mark.slow
 def test_html_report_is_a_page_to_read_at_a_glance(tmp_path: Path) -> None:
     """Summary first, then what needs a look (the failure with its reason, the suspect image
     with its input beside it), the histogram with the floor, the table with failures first;

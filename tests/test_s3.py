@@ -101,6 +101,7 @@ def _local_files(root: Path) -> dict[str, bytes]:
     [("--engine", "local"), ("--jobs", "2"), ("--engine", "dask", "--workers", "2")],
     ids=["local", "local-jobs-2", "dask"],
 )
+@pytest.mark.slow
 def test_s3_batch_matches_a_local_run(
     engine: tuple[str, ...], photos: Path, bucket: Any, endpoint: dict[str, str], tmp_path: Path
 ) -> None:
@@ -124,6 +125,7 @@ def test_s3_batch_matches_a_local_run(
     assert _objects(fs, f"{name}/out") == objects
 
 
+@pytest.mark.slow
 def test_s3_inputs_to_a_local_folder_and_back(
     photos: Path, bucket: Any, endpoint: dict[str, str], tmp_path: Path
 ) -> None:
@@ -146,6 +148,7 @@ def test_s3_inputs_to_a_local_folder_and_back(
     ]
 
 
+@pytest.mark.slow
 def test_missing_input_and_output_inside_input(bucket: Any, endpoint: dict[str, str]) -> None:
     _, name = bucket
     missing = run_cli("batch", f"s3://{name}/nothing", "-o", f"s3://{name}/out", env=endpoint)
@@ -156,6 +159,7 @@ def test_missing_input_and_output_inside_input(bucket: Any, endpoint: dict[str, 
     assert inside.returncode == 2 and "is inside input folder" in inside.stderr
 
 
+@pytest.mark.slow
 def test_unreachable_storage_is_a_reason_not_a_traceback(endpoint: dict[str, str]) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -178,6 +182,7 @@ def test_s3_url_without_the_s3_extra_is_a_usage_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("where", ["input", "output"])
+@pytest.mark.slow
 def test_credentials_in_an_s3_url_are_refused_and_never_shown(
     where: str, bucket: Any, endpoint: dict[str, str], tmp_path: Path
 ) -> None:
@@ -193,6 +198,7 @@ def test_credentials_in_an_s3_url_are_refused_and_never_shown(
     assert "AKIAEXAMPLEKEYID7" not in ran.stderr + ran.stdout
 
 
+@pytest.mark.slow
 def test_reports_and_lines_never_show_the_environments_keys(
     bucket: Any, endpoint: dict[str, str], photos: Path, tmp_path: Path
 ) -> None:

@@ -46,6 +46,7 @@ def test_scale_gives_the_exact_size_and_reports_it(photos: Path, tmp_path: Path)
     assert all(r["consistency_psnr"] > 35 for r in data["images"])
 
 
+@pytest.mark.slow
 def test_width_height_and_fit_keep_the_aspect_ratio(photos: Path, tmp_path: Path) -> None:
     inputs = _sizes(photos)
     for option, value, name in (
@@ -65,6 +66,7 @@ def test_width_height_and_fit_keep_the_aspect_ratio(photos: Path, tmp_path: Path
                 assert max(w, h) == 600 and abs(w / h - iw / ih) < 0.01
 
 
+@pytest.mark.slow
 def test_width_1000_gives_exactly_1000(photos: Path, tmp_path: Path) -> None:
     landscape = sorted(photos.glob("*.png"))[0]  # 160x107
     ran = run_cli("batch", landscape, "-o", tmp_path / "o", "--width", 1000, "-q")
@@ -72,6 +74,7 @@ def test_width_1000_gives_exactly_1000(photos: Path, tmp_path: Path) -> None:
     assert Image.open(tmp_path / "o" / landscape.name).size == (1000, 669)  # 668.75 rounds up
 
 
+@pytest.mark.slow
 def test_images_already_larger_keep_their_size_unless_shrink(photos: Path, tmp_path: Path) -> None:
     kept = run_cli("batch", photos, "-o", tmp_path / "kept", "--width", 100, "--backend", "bicubic")
     assert kept.returncode == 0, kept.stderr
@@ -81,6 +84,7 @@ def test_images_already_larger_keep_their_size_unless_shrink(photos: Path, tmp_p
     assert {w for w, _ in _sizes(tmp_path / "shrunk").values()} == {100}
 
 
+@pytest.mark.slow
 def test_scale_of_a_shipped_factor_is_that_factor(photos: Path, tmp_path: Path) -> None:
     for args in (("--scale", 3), ("--factor", 3)):
         ran = run_cli("batch", photos, "-o", tmp_path / args[0], *args, "-q")
@@ -101,6 +105,7 @@ def test_width_means_the_width_the_photo_is_shown_with(tmp_path: Path) -> None:
         assert out.size == (300, 200) and out.getexif()[0x0112] == 6  # shown 200 wide
 
 
+@pytest.mark.slow
 def test_max_pixels_applies_to_the_final_size(tmp_path: Path) -> None:
     photo(100, 100).save(tmp_path / "a.png")
     args = ("batch", tmp_path / "a.png", "--scale", 2.5, "--backend", "bicubic")
@@ -126,7 +131,11 @@ def test_more_than_x8_is_a_reason_for_that_image(tmp_path: Path) -> None:
     ("options", "message"),
     [
         (("--factor", "2", "--scale", "2.5"), "--factor and --scale do not go together"),
-        (("--width", "10", "--fit", "5x5"), "--width and --fit do not go together"),
+        pytest.param(
+            ("--width", "10", "--fit", "5x5"),
+            "--width and --fit do not go together",
+            marks=pytest.mark.slow,
+        ),
         (
             (
                 "--fit",
@@ -135,7 +144,9 @@ def test_more_than_x8_is_a_reason_for_that_image(tmp_path: Path) -> None:
             "is not WxH",
         ),
         (("--scale", "9"), "9.0 is not in the range 1<=x<=8"),
-        (("--shrink",), "--shrink is for --width, --height or --fit"),
+        pytest.param(
+            ("--shrink",), "--shrink is for --width, --height or --fit", marks=pytest.mark.slow
+        ),
         (("--scale", "1.5", "--weights", "README.md"), "--weights is for --factor"),
     ],
 )
@@ -148,7 +159,14 @@ def test_sizes_that_do_not_go_together(
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize(("scale", "models"), [("1.5", [2]), ("2.5", [3]), ("5", [2, 3])])
+@pytest.mark.parametrize(
+    ("scale", "models"),
+    [
+        ("1.5", [2]),
+        pytest.param("2.5", [3], marks=pytest.mark.slow),
+        pytest.param("5", [2, 3], marks=pytest.mark.slow),
+    ],
+)
 def test_a_scale_run_loads_only_the_models_it_uses(
     tmp_path: Path, scale: str, models: list[int]
 ) -> None:
@@ -188,6 +206,7 @@ def test_passes_and_sizes() -> None:
     assert OutputSize(scale=2.5).size_for(101, 3) == (253, 8)  # 252.5 and 7.5 round up
 
 
+@pytest.mark.slow
 def test_set5_at_any_scale_keeps_the_floor_over_bicubic() -> None:
     """The reference's table (benchmarks/any_scale_quality.py) at x2.5 and x6: the gains over
     bicubic of the first recipe (x3 / x3 then x2, Pillow bicubic down) are the floor."""

@@ -61,6 +61,7 @@ def _whole(pixels: np.ndarray, size: tuple[int, int], backend: str) -> np.ndarra
         ("onnx", ["--scale", "1.5"], (2100, 1500)),
     ],
 )
+@pytest.mark.slow
 def test_streamed_output_equals_the_whole_image(
     tmp_path: Path, backend: str, size_args: list[str], size: tuple[int, int]
 ) -> None:
@@ -77,7 +78,14 @@ def test_streamed_output_equals_the_whole_image(
     _close(streamed, _whole(np.asarray(image), size, backend))
 
 
-@pytest.mark.parametrize("suffix", ["jpg", "png", "tif"])
+@pytest.mark.parametrize(
+    "suffix",
+    [
+        "jpg",
+        pytest.param("png", marks=pytest.mark.slow),
+        pytest.param("tif", marks=pytest.mark.slow),
+    ],
+)
 def test_streamed_and_whole_runs_write_the_same_files(tmp_path: Path, suffix: str) -> None:
     """A JPEG, PNG or TIFF with EXIF, ICC, XMP and DPI, decoded in strips by libvips and its
     output encoded in strips (JPEG and PNG by our band writers), against
@@ -113,6 +121,7 @@ def test_streamed_and_whole_runs_write_the_same_files(tmp_path: Path, suffix: st
 
 
 @pytest.mark.parametrize("mode", ["RGB", "L"])
+@pytest.mark.slow
 def test_streamed_jpeg_decodes_to_pillows_encoding_of_the_same_pixels(
     tmp_path: Path, mode: str
 ) -> None:
@@ -223,9 +232,10 @@ def _tiff_bomb(path: Path, side: int) -> None:
 @pytest.mark.parametrize(
     ("make", "args", "refused"),
     [
-        (_png_bomb, ["--fit", "64x64", "--shrink"], None),  # decoded in strips: processed
+        # decoded in strips: processed
+        pytest.param(_png_bomb, ["--fit", "64x64", "--shrink"], None, marks=pytest.mark.slow),
         (_gif_bomb, ["--fit", "64x64", "--shrink"], "--max-decode-pixels"),
-        (_tiff_bomb, ["--factor", "3"], "--max-decode-pixels"),
+        pytest.param(_tiff_bomb, ["--factor", "3"], "--max-decode-pixels", marks=pytest.mark.slow),
     ],
 )
 def test_decompression_bombs_stay_within_the_memory_bound(
@@ -291,6 +301,7 @@ def _identical_frames_gif(path: Path, frame: Image.Image, durations: list[int]) 
         fh.write(b";")
 
 
+@pytest.mark.slow
 def test_animations_are_written_a_frame_at_a_time_with_their_timing(tmp_path: Path) -> None:
     """APNG (our writer) and GIF (Pillow's frame encoder), of identical frames too (Pillow's
     own writer merges those: issue 28's traceback), and TIFF pages of different sizes (each
@@ -336,6 +347,7 @@ def test_animations_are_written_a_frame_at_a_time_with_their_timing(tmp_path: Pa
     assert "different sizes" in line and "--format tiff" in line
 
 
+@pytest.mark.slow
 def test_outputs_held_whole_are_bounded_like_inputs_decoded_whole(tmp_path: Path) -> None:
     """--max-decode-pixels bounds what is held whole on the way out too: a WebP or TIFF
     output, each output frame of an animation, an output kept for --reference; PNG and JPEG

@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import time
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,11 @@ from PIL import Image
 from conftest import BSDS, run_cli, upscaler_command
 from upscaler._training.train import TrainConfig, make_pair, sample_batch
 
-pytest.importorskip("tensorflow", reason="needs the keras extra")
-pytestmark = pytest.mark.keras
+#: Checked without importing TensorFlow (seconds): collection stays fast for `-m "not slow"`.
+pytestmark = [
+    pytest.mark.keras,
+    pytest.mark.skipif(find_spec("tensorflow") is None, reason="needs the keras extra"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +75,7 @@ def test_sampling_is_a_function_of_seed_and_step(photos: Path) -> None:
     assert abs(hr.reshape(8, 17, 3, 17, 3).mean(axis=(2, 4)) - lr[..., 0]).mean() < 0.02  # aligned
 
 
+@pytest.mark.slow
 def test_train_writes_keras_onnx_and_facts_reproducibly(photos: Path, tmp_path: Path) -> None:
     """...in place of links planted at their names (replaced, their targets untouched)."""
     victim = tmp_path / "victim.txt"
@@ -105,6 +110,7 @@ def test_train_writes_keras_onnx_and_facts_reproducibly(photos: Path, tmp_path: 
     assert wrong.returncode == 2 and "upscales by 2, not 3" in wrong.stderr
 
 
+@pytest.mark.slow
 def test_bfloat16_training_saves_a_float32_model(photos: Path, tmp_path: Path) -> None:
     out = tmp_path / "m.keras"
     args = [*_args(photos, out, steps=10), "--bfloat16", "--no-export"]
@@ -119,6 +125,7 @@ def test_bfloat16_training_saves_a_float32_model(photos: Path, tmp_path: Path) -
     assert facts["config"]["bfloat16"] is True and np.isfinite(facts["val_psnr"])
 
 
+@pytest.mark.slow
 def test_interrupted_training_resumes_to_the_same_weights(photos: Path, tmp_path: Path) -> None:
     straight = tmp_path / "straight" / "m.keras"
     assert run_cli(*_args(photos, straight, steps=40)).returncode == 0
@@ -174,7 +181,8 @@ def _explicit_branches(layer: object, x: np.ndarray) -> np.ndarray:
 
 
 def test_branches_merge_exactly_into_the_plain_network() -> None:
-    """Each re-parameterised layer equals its branches run one by one, and the exported plain
+    """In the fast tier: the one test there that loads TensorFlow (the network and its
+    re-parameterisation). Each re-parameterised layer equals its branches run one by one, and the exported plain
     model (merged kernels) gives the multi-branch model's outputs."""
     from upscaler._training.network import build_espcn, plain_copy
     from upscaler._training.reparam import ReparamConv2D
@@ -196,6 +204,7 @@ def test_branches_merge_exactly_into_the_plain_network() -> None:
     assert np.abs(np.asarray(model(x)) - np.asarray(plain(x))).max() <= 1e-5
 
 
+@pytest.mark.slow
 def test_a_trained_multi_branch_model_merges_into_the_plain_one(photos: Path) -> None:
     """Issue 16's check: a small multi-branch model trained for real (Adam, MSE, patches of
     real photos, from the zero start of its branches) gives, merged into the plain network,
@@ -221,6 +230,7 @@ def test_a_trained_multi_branch_model_merges_into_the_plain_one(photos: Path) ->
     assert np.abs(np.asarray(model(x)) - np.asarray(plain(x))).max() <= 1e-5
 
 
+@pytest.mark.slow
 def test_branch_training_exports_the_plain_network(photos: Path, tmp_path: Path) -> None:
     """Trained with branches, the ONNX export has the shipped model's convolutions (same
     multiply-adds per pixel) and upscales through `upscaler batch`."""
@@ -243,6 +253,7 @@ def test_branch_training_exports_the_plain_network(photos: Path, tmp_path: Path)
     assert batch.returncode == 0, batch.stderr
 
 
+@pytest.mark.slow
 def test_keep_best_writes_the_epoch_with_the_best_whole_image_score(
     photos: Path, tmp_path: Path
 ) -> None:
@@ -269,6 +280,7 @@ def test_keep_best_writes_the_epoch_with_the_best_whole_image_score(
     assert not out.with_name("m.keras.best").exists()
 
 
+@pytest.mark.slow
 def test_best_keeper_restores_an_earlier_better_epoch(tmp_path: Path) -> None:
     from upscaler._training.network import build_espcn
     from upscaler._training.train import _best_keeper
@@ -301,6 +313,7 @@ def test_rescale_augmentation_adds_smaller_copies_of_the_training_photos(photos:
     assert all(np.array_equal(a.lr, b.lr) for a, b in zip(plain_train, train[::2], strict=True))
 
 
+@pytest.mark.slow
 def test_rescale_option_is_recorded(photos: Path, tmp_path: Path) -> None:
     out = tmp_path / "m.keras"
     done = run_cli(*_args(photos, out, steps=10), "--rescale", 0.7, "--no-export")
@@ -337,6 +350,7 @@ def test_jpeg_degraded_pairs_are_whole_photos_saved_as_jpeg(photos: Path) -> Non
     assert jpeg_qualities(TrainConfig(factor=3), 0, 4) == [None]
 
 
+@pytest.mark.slow
 def test_init_starts_a_branched_model_as_the_given_model(tmp_path: Path) -> None:
     """--init with --branch-scale: the plain kernels take the model's weights and the added
     branches start at zero, so before any step the network is exactly that model."""
@@ -360,6 +374,7 @@ def test_init_starts_a_branched_model_as_the_given_model(tmp_path: Path) -> None
         _start_from(wrong, tmp_path / "init.keras", 3)
 
 
+@pytest.mark.slow
 def test_train_refuses_a_bad_jpeg_quality_range(photos: Path, tmp_path: Path) -> None:
     for bad in ("90-50", "0-50", "50-101", "high"):
         ran = run_cli(*_args(photos, tmp_path / "m.keras"), "--jpeg-quality", bad)

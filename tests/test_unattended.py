@@ -159,6 +159,7 @@ def test_unreadable_file_is_reported(tmp_path: Path) -> None:
     assert (tmp_path / "out" / "ok.png").is_file()
 
 
+@pytest.mark.slow
 def test_sigkill_never_leaves_a_partial_output(tmp_path: Path) -> None:
     src = tmp_path / "in"
     src.mkdir()
@@ -185,6 +186,7 @@ def test_sigkill_never_leaves_a_partial_output(tmp_path: Path) -> None:
         assert im.size == (4200, 3000)
 
 
+@pytest.mark.slow
 def test_second_run_on_the_same_output_waits_then_exits_3(tmp_path: Path) -> None:
     src = tmp_path / "in"
     src.mkdir()
@@ -249,6 +251,7 @@ DISK_FULL = " is full (No space left on device): the run stopped with "
         pytest.param(("--engine", "dask", "--workers", "2"), id="dask"),
     ],
 )
+@pytest.mark.slow
 def test_full_disk_stops_the_run_once_and_a_rerun_resumes(
     small_disk: Path, tmp_path: Path, engine: tuple[str, ...]
 ) -> None:
@@ -305,6 +308,7 @@ def test_full_disk_stops_the_run_once_and_a_rerun_resumes(
     assert _digests(src) == before  # inputs never modified
 
 
+@pytest.mark.slow
 def test_report_on_the_full_disk_is_one_line_and_exit_4(small_disk: Path, tmp_path: Path) -> None:
     src = tmp_path / "in"
     src.mkdir()
@@ -329,7 +333,15 @@ def test_report_on_the_full_disk_is_one_line_and_exit_4(small_disk: Path, tmp_pa
     assert [p.name for p in out.iterdir()] == [".upscaler.lock"]
 
 
-@pytest.mark.parametrize("given", ["relative", "absolute", "root file", "dangling link"])
+@pytest.mark.parametrize(
+    "given",
+    [
+        "relative",
+        pytest.param("absolute", marks=pytest.mark.slow),
+        pytest.param("root file", marks=pytest.mark.slow),
+        "dangling link",
+    ],
+)
 def test_a_missing_input_creates_nothing_and_is_a_usage_error(tmp_path: Path, given: str) -> None:
     """An unmounted share or a typo: one line, exit 2 (not 1, failed images), no folder and
     no lock anywhere, no traceback."""
@@ -352,6 +364,7 @@ def test_a_missing_input_creates_nothing_and_is_a_usage_error(tmp_path: Path, gi
     assert not Path("/nonexistent-upscaler-input-x3").exists()
 
 
+@pytest.mark.slow
 def test_cron_runs_print_one_line_or_only_what_failed(tmp_path: Path) -> None:
     """As cron runs it (`env -i`, no terminal): a night with nothing new prints the summary
     line alone, a night with a broken image prints that image's line and the summary."""
