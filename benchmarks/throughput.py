@@ -325,6 +325,82 @@ def startup(folders: dict[str, Path], work: Path, script: Path, ours: list[str])
     return [line.rstrip(",")]
 
 
+#: Stages of a run, each recognised by a frame of a sample: (function or "", a piece of its
+#: file's path or ""); the first stage that a frame names, from the innermost frame out, takes
+#: the sample.
+STAGES: list[tuple[str, list[tuple[str, str]]]] = [
+    ("network", [("", "onnxruntime/"), ("", "openvino/"), ("upscale", "backends/")]),
+    (
+        "encode",
+        [
+            ("", "_images/jpegstrips.py"),
+            ("", "_images/png.py"),
+            ("_save", "PIL/"),
+            ("encode_rows", ""),
+            ("encode_frames", ""),
+        ],
+    ),
+    (
+        "decode",
+        [
+            ("open_rows", ""),
+            ("decode", "_images/codec.py"),
+            ("load", "PIL/ImageFile.py"),
+            ("", "_images/vips.py"),
+            ("read_frames", ""),
+        ],
+    ),
+    ("consistency metric", [("", "_pixels/metrics.py"), ("_see", ""), ("_compare", "")]),
+    ("colour and chroma", [("", "_pixels/color.py"), ("", "_pixels/resize.py")]),
+    (
+        "bands, tiling and stitching",
+        [
+            ("", "_pixels/upscale.py"),
+            ("", "_pixels/tiling.py"),
+            ("", "_pixels/canvas.py"),
+            ("", "_pixels/stages.py"),
+            ("", "_pixels/pipeline.py"),
+            ("", "_pixels/rows.py"),
+        ],
+    ),
+    ("model load", [("load_backend", "")]),
+    ("start-up (imports)", [("<module>", "")]),
+]
+OTHER = "other (plan, engine, threads, reports)"
+
+
+def _stage(stack: str) -> str:
+    for frame in reversed(stack.split(";")):
+        func, _, where = frame.partition(" (")
+        path = where.rpartition(":")[0]
+        for name, rules in STAGES:
+            if any((not f or f == func) and (not p or p in path) for f, p in rules):
+                return name
+    return OTHER
+
+
+def stage_breakdown(folder: Path, work: Path, script: Path, backend: str) -> str:
+    """Where the time of a run over `folder` (JPEG out) goes: py-spy samples every thread
+    (100 a second) and each sample goes to the stage of its innermost frame that names one."""
+    spy = shutil.which("py-spy", path=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    if spy is None:
+        return "stages: not measured (needs py-spy: pip install py-spy)"
+    raw = work / "stages.txt"
+    cmd = [spy, "record", "-r", "100", "-t", "-f", "raw", "-o", str(raw), "--"]
+    cmd += upscaler_cmd(script, folder, work / "stages-out", backend, "jpg")
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode or not raw.exists():
+        return f"stages: not measured (py-spy: {_last_line(done.stderr)})"
+    counts = dict.fromkeys([*(name for name, _ in STAGES), OTHER], 0)
+    for line in raw.read_text().splitlines():
+        stack, _, n = line.rpartition(" ")
+        counts[_stage(stack)] += int(n)
+    total = sum(counts.values()) or 1
+    parts = ", ".join(f"{k} {v / total:.0%}" for k, v in counts.items())
+    photos = len(list(folder.iterdir()))
+    return f"stages, {photos} small photos, {backend}, JPEG out (py-spy, all threads): {parts}"
+
+
 def _precision_of(backend: str) -> str:
     from upscaler._plugins.registry import auto_precision, load_plugin
 
@@ -394,6 +470,7 @@ def _run(args: argparse.Namespace) -> int:
             network_only(ours),
             matmul_gflops(),
             *startup(folders, work, script, ours),
+            stage_breakdown(folders["small"], work, script, ours[0]),
         ]:
             print(line, flush=True)
     return 0

@@ -9,6 +9,7 @@ uses it only when it is already built and up to date; UPSCALER_BENCHMARK_PEER=1 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,11 @@ def test_throughput_benchmark_runs_on_tiny_folders() -> None:
     assert sum(line.startswith("network only") for line in out.stdout.splitlines()) == 1
     assert f"default backend {default_backend()} (" in out.stdout.splitlines()[0]
     assert "GFLOP/s" in out.stdout and "upscaler --help:" in out.stdout
+    (stages,) = [line for line in out.stdout.splitlines() if line.startswith("stages")]
+    if "not measured" not in stages:  # py-spy is there: every stage named, in percent
+        shares = re.findall(r"([a-z][^,:]*?) (\d+)%", stages.partition(": ")[2])
+        assert [name for name, _ in shares][:3] == ["network", "encode", "decode"], stages
+        assert 95 <= sum(int(p) for _, p in shares) <= 105, stages
 
 
 @needs_peer
