@@ -10,9 +10,6 @@ naming it. `distributed` is imported only to build the client's `Security`.
 from __future__ import annotations
 
 import importlib
-import ipaddress
-import socket
-import ssl
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -94,6 +91,8 @@ def client_security(scheduler: str, tls: Tls | None) -> Any:
 
 
 def _check_files(files: dict[str, str], labels: dict[str, str]) -> None:
+    import ssl  # here, not at the top: a local run needs none of it (start-up time)
+
     for k, path in files.items():
         try:
             with open(path, "rb"):
@@ -147,6 +146,9 @@ def _scheme(address: str | None) -> str | None:
 
 def _is_loopback(address: str) -> bool:
     """True when every address the scheduler's host name resolves to is loopback."""
+    import ipaddress
+    import socket
+
     host = urlsplit(address if "://" in address else f"tcp://{address}").hostname
     if not host:
         return False
