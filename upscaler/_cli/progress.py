@@ -1,6 +1,6 @@
 """What a batch shows while it runs: an image bar, tile bars and one line per image.
 
-`TerminalProgress` is handed to `_batch.run_batch` by the command line; the batch calls it
+`TerminalProgress` is handed to `_run.batch.run_batch` by the command line; the batch calls it
 back (`record`, `tiles`, `message`) and never prints progress itself.
 """
 
@@ -43,7 +43,7 @@ class TerminalProgress:
         """One image finished (any status): a line for a failure, and for any image when
         verbose."""
         if record.disk_full is not None:
-            pass  # said once for the run, after the images in flight (`_batch`)
+            pass  # said once for the run, after the images in flight (`_run.batch`)
         elif record.status == "failed":
             self.message(one_line(f"{record.src}: {record.error}"))
         elif self.verbose:
@@ -61,7 +61,7 @@ class TerminalProgress:
         return None if self.bar is None else _tile_progress(self._line)
 
     def message(self, text: str) -> None:
-        """One line on stderr, above the bars (credentials masked: `_redact`)."""
+        """One line on stderr, above the bars (credentials masked: `_images.redact`)."""
         text = redact(text)
         if self.bar is not None:
             self.bar.write(text, file=sys.stderr)

@@ -4,7 +4,7 @@ Pillow does the work, except for 16-bit colour, which Pillow reduces to 8 bits: 
 PNG/TIFF files go through OpenCV, the metadata still through Pillow. Bit depth comes from
 the file's header, never from pixel values.
 
-PNG outputs are written by `_png` (ISA-L's deflate: several times faster than libpng's zlib),
+PNG outputs are written by `png` (ISA-L's deflate: several times faster than libpng's zlib),
 with the metadata chunks that Pillow would write.
 """
 
@@ -238,7 +238,7 @@ class Opened:
     streamed: bool = False
     #: The whole decoded pixels when not streamed (thumbnails and scores use them).
     pixels: NDArray[Any] | None = None
-    #: A JPEG's quality estimated from its quantisation tables (`_jpeg`); None otherwise.
+    #: A JPEG's quality estimated from its quantisation tables (`jpeg`); None otherwise.
     jpeg_quality: int | None = None
 
     @property
@@ -310,7 +310,7 @@ def _whole_reason(im: Image.Image) -> str:
 
 
 class SeveralFrames(ImageError):
-    """`decode` found an animation or a multi-page file: `_frames` reads those."""
+    """`decode` found an animation or a multi-page file: `frames` reads those."""
 
 
 #: The EXIF tag of how an image is shown (1 as stored; 5 to 8 turned a quarter). TIFF inputs
@@ -523,7 +523,7 @@ def encode(
 
 def encode_rows(rows: Rows, dst: Path, metadata: Metadata, quality: int = 95) -> None:
     """`encode` for an image that arrives as a stream of row bands: PNG and JPEG are written
-    band by band (`_png`, `_jpegstrips`); other formats are collected whole and written by
+    band by band (`png`, `jpegstrips`); other formats are collected whole and written by
     `encode`. Atomic either way."""
     fmt = _WRITABLE.get(dst.suffix.lower())
     _register_plugin(dst.suffix)

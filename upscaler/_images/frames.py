@@ -245,7 +245,7 @@ def write_apng(
     animation: Animation,
     chunks: list[tuple[bytes, bytes]],
 ) -> None:
-    """An animated PNG a frame at a time (`_png`'s writer for each frame's data): whole
+    """An animated PNG a frame at a time (`png`'s writer for each frame's data): whole
     frames, no blending (as shown), each frame's duration, the loop count; every frame in the
     first frame's channels (alpha added opaque, or dropped, as Pillow's APNG writer does)."""
     loop = 0 if animation.loop is None else animation.loop

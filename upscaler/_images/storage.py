@@ -1,8 +1,8 @@
 """Files named by location: an fsspec URL (`s3://bucket/key` with the s3 extra) or a local path.
 
-Only runs that name a URL come here; purely local runs keep `_plan` and `_codec`'s own file
+Only runs that name a URL come here; purely local runs keep `_run.plan` and `codec`'s own file
 handling. Object stores get one PUT to the final key per output (a reader sees the old object
-or the new one, never a part); local paths are written by `_codec.encode` (temporary file,
+or the new one, never a part); local paths are written by `codec.encode` (temporary file,
 then rename).
 """
 

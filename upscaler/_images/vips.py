@@ -2,7 +2,7 @@
 
 Why libvips: it is the one maintained Python-reachable library that decodes JPEG, PNG and
 TIFF in strips on demand (sequential access), each row once. (Outputs are encoded by our own
-band writers, `_png` and `_jpegstrips`: libvips encodes only from a file or a byte stream.)
+band writers, `png` and `jpegstrips`: libvips encodes only from a file or a byte stream.)
 
 Importing this module loads libvips (about 30 ms); only images large enough to stream do.
 """

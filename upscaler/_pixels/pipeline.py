@@ -1,7 +1,7 @@
 """From decoded rows to output rows: the network passes, the resize, and what is measured on
 the way (the consistency PSNR, thumbnails), all band by band.
 
-`output_rows` chains the stages an output size needs (`_size.network_passes`, then a bicubic
+`output_rows` chains the stages an output size needs (`size.network_passes`, then a bicubic
 resize where the size is not a whole factor). `Watch` passes the output's bands on to the
 encoder unchanged and, as they go by, shrinks their luma back to the input's size and compares
 it with the input's rows (which it reads through its own reader of the input's window, a band
@@ -148,7 +148,7 @@ def _thumb_step(size: tuple[int, int]) -> int:
 class _Consistency:
     """The output's luma shrunk back to the input's size with Pillow's antialiased bicubic
     kernel (in float, no rounding between), compared with the input's luma, input row band by
-    band: `_metrics.consistency_psnr` on a stream, with its filters: a whole multiple with
+    band: `metrics.consistency_psnr` on a stream, with its filters: a whole multiple with
     OpenCV's separable filter (`BicubicShrink`, across as the bands come, down per band of
     input rows, as `consistency_psnr` does it by strips), else Pillow's resize across and
     Pillow's weights down."""

@@ -1,7 +1,7 @@
 """Images as streams of row bands, top to bottom: what lets memory stay flat.
 
 A `Rows` is an image of known size whose pixels arrive as bands of whole rows, (h, W, C),
-top to bottom, each band once. A stage (`_stages`) reads the rows it needs through a `Window`
+top to bottom, each band once. A stage (`stages`) reads the rows it needs through a `Window`
 (which keeps only the rows some reader may still ask for) and yields its own bands; the
 encoder pulls the last stage's bands and writes each one before the next is made. Memory is
 then set by the band sizes (about BAND_BYTES per stage), not by the image's height, whatever

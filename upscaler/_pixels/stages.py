@@ -71,7 +71,7 @@ def upscaled(
             upscale_into(canvas, pixels, backend, tile, overlap, progress)
             done += count
             yield canvas.array[(a - lo) * s : (b - lo) * s]
-            del pixels, canvas  # not held while the next band is made (see `_rows`)
+            del pixels, canvas  # not held while the next band is made (see `rows`)
 
     return Rows(src.width * s, src.height * s, src.channels, src.dtype, bands())
 
@@ -91,7 +91,7 @@ def _offset(on_tiles: TileCallback, before: int, total: int) -> TileCallback:
 
 def resized(source: Reader, size: tuple[int, int]) -> Rows:
     """`source` resized to `size` (width, height) with Pillow's antialiased bicubic, in
-    float32 per channel, as `_resize.resize_pixels` does the whole image: integer images are
+    float32 per channel, as `resize.resize_pixels` does the whole image: integer images are
     rounded back to their type, float32 ones left unrounded. Pillow resizes across, then down;
     so does this: across with Pillow on each band as it comes, down with Pillow's weights
     (`_coefficients`) applied to the rows of the first pass that each band of output needs,

@@ -1,7 +1,7 @@
 """`upscaler batch` as a function: plan -> lock -> run an engine -> report -> exit status.
 
 What the run shows while it goes (bars, per-image lines, messages) is the caller's `Progress`;
-where images are processed is an engine's (`_engines`); what happens to one image, `_job`'s.
+where images are processed is an engine's (`engines`); what happens to one image, `job`'s.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ LOCK_NAME = ".upscaler.lock"
 
 
 class Progress(Protocol):
-    """What the run tells its user: `_progress.TerminalProgress` on the command line."""
+    """What the run tells its user: `_cli.progress.TerminalProgress` on the command line."""
 
     def start(self, total: int) -> None: ...
 

@@ -4,7 +4,7 @@
 cache, so any engine (threads, processes, a Dask cluster) runs it as it is. A job that names
 a URL goes through staging files in a private temporary folder: the input is downloaded there
 (unless it is local), the output encoded there and uploaded in one PUT (unless it is local,
-where `_codec.encode` writes it in place atomically).
+where `_images.codec.encode` writes it in place atomically).
 """
 
 from __future__ import annotations
@@ -222,7 +222,7 @@ def _process_held(
 
 
 def _backends(settings: Settings, model: str | None = None) -> Callable[[int, bool], Backend]:
-    """The run's backend at each factor (loaded once per process, `_registry`'s cache): the
+    """The run's backend at each factor (loaded once per process, `_plugins.registry`'s cache): the
     first network pass, which sees the input as stored, with the weights of `model`; later
     passes see the network's own output, which is clean."""
 

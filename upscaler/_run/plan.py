@@ -2,7 +2,7 @@
 
 Inputs and outputs are local paths (`Path`) or URLs of shared storage (`str`, s3://...). A
 run that names only local paths walks the file system (`os.walk`); one that names a URL lists
-every input and output location once (`_storage`), so that skip-existing costs two listings,
+every input and output location once (`_images.storage`), so that skip-existing costs two listings,
 not two requests per image.
 """
 

@@ -3,7 +3,7 @@
 Summary first (counts, time, throughput, the run), then what needs a look (failures with their
 reason, suspect outputs with the input beside the output), a histogram of consistency PSNR with
 the suspect floor drawn, and the table of every image with only the columns that hold data.
-Thumbnails are files beside the report (`_job` writes them while the image is in memory),
+Thumbnails are files beside the report (`job` writes them while the image is in memory),
 loaded lazily, so a report of 100,000 images stays a page that opens; links are relative and
 URL-quoted. Nothing is fetched from the network.
 """

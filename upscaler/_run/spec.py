@@ -1,6 +1,6 @@
 """The values that every layer of a run reads: the jobs, what each is processed with, what
 each gives back. Light on purpose (no imaging library, no engine), so that engines, reports
-and progress depend on these types and not on how an image is processed (`_job`).
+and progress depend on these types and not on how an image is processed (`job`).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ Status = Literal["done", "skipped", "failed"]
 
 @dataclass(frozen=True)
 class Settings:
-    """How every image of a run is processed: what the run spec (`_batch.BatchRequest`,
+    """How every image of a run is processed: what the run spec (`batch.BatchRequest`,
     resolved once) hands each job. `options.precision` is what the backend runs ("fp32",
     "bf16"), decided before the run."""
 
@@ -105,7 +105,7 @@ class Record:
     jpeg_quality: int | None = None
     #: Y-PSNR of the output shrunk back to the input's size, against the input (dB).
     consistency_psnr: float | None = None
-    #: The consistency PSNR is under the run's floor (`_report.flag_suspects`): look at it.
+    #: The consistency PSNR is under the run's floor (`report.flag_suspects`): look at it.
     suspect: bool = False
     #: Against --reference, with the shared protocol (Y, border crop = factor).
     reference: str | None = None

@@ -13,7 +13,7 @@ __all__ = ["StopSignals"]
 
 
 class StopSignals:
-    """The run's stop flag (`_engines.StopFlag`): once `stopping`, no new image is started.
+    """The run's stop flag (`engines.StopFlag`): once `stopping`, no new image is started.
 
     `say` tells the user that a signal came.
 

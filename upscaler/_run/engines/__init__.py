@@ -1,7 +1,7 @@
 """Where the images of a batch are processed: engines, peers behind one protocol.
 
-Every engine runs the same pure per-job function (`_job.run_job`) and yields one `Record` per
-job as jobs finish; planning, progress, the report and the exit status stay with `_batch`.
+Every engine runs the same pure per-job function (`job.run_job`) and yields one `Record` per
+job as jobs finish; planning, progress, the report and the exit status stay with `batch`.
 `local` runs on this machine, `dask` on a Dask cluster (its module is imported only when asked
 for: it needs the dask extra).
 """

@@ -1,7 +1,7 @@
 """The `local` engine: images on this machine, on threads of this process or in processes.
 
 With one process (the default), up to `workers` images run at once on threads, while their
-estimated memory fits the process's budget (`_budget`: each job waits for room before it
+estimated memory fits the process's budget (`budget`: each job waits for room before it
 starts): decoding, encoding and the backend release the GIL, so one image's encoding overlaps
 another's network. With `processes` > 1 (`--jobs N`), each worker process takes one image at
 a time.
