@@ -135,3 +135,33 @@ def test_the_plugin_of_the_docs_is_listed_runs_and_refuses_bf16(tmp_path: Path) 
     assert np.array_equal(np.asarray(Image.open(tmp_path / "o" / "a.png")), expected)
     refused = run_cli(*args, "--precision", "bf16", "--overwrite", env=env)
     assert refused.returncode == 2 and f"the {name} backend runs fp32 only" in refused.stderr
+
+
+RANKED = """
+from upscaler.plugin import BasePlugin
+
+class Ranked(BasePlugin):
+    name = "ranked"
+    factors = (2,)
+
+    def default_rank(self, device):
+        return 5 if device == "cpu" else 0
+
+    def create(self, factor, options):
+        raise NotImplementedError
+
+plugin = Ranked()
+"""
+
+
+def test_the_plugin_that_ranks_highest_is_the_default_and_a_broken_one_is_no_candidate(
+    tmp_path: Path,
+) -> None:
+    env = install_plugin(tmp_path / "a", "ranked_plugin", RANKED, {"ranked": "plugin"})
+    listed = run_cli("backends", env=env).stdout
+    assert re.search(r"^ranked .*\(default\)$", listed, re.M), listed
+    assert not re.search(r"^onnx .*\(default\)$", listed, re.M), listed
+    broken = install_plugin(tmp_path / "b", "broken_plugin", "raise ImportError('no')", {"x": "p"})
+    listed = run_cli("backends", env=broken).stdout
+    assert re.search(r"^onnx .*\(default\)$", listed, re.M), listed
+    assert re.search(r"^x .*failed to import: no", listed, re.M), listed
