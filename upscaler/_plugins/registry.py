@@ -5,6 +5,7 @@ question answered here once, with `BasePlugin`'s defaults for a plugin that leav
 from __future__ import annotations
 
 import threading
+from collections import deque
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import EntryPoint, entry_points
@@ -119,7 +120,13 @@ def auto_precision(plugin: BasePlugin) -> str | None:
 def plugin_precision(name: str, wanted: str) -> str:
     """What `wanted` ("auto", "fp32", "bf16") runs as in backend `name` on this machine,
     without loading a model; BackendError for one it cannot run."""
-    return load_plugin(name).precision(wanted)
+    plugin = load_plugin(name)
+    try:
+        return str(plugin.precision(wanted))
+    except BackendError:
+        raise
+    except Exception as exc:  # a third-party plugin's bug: one line, not a traceback
+        raise BackendError(f"backend {name!r} cannot say what {wanted!r} runs as: {exc}") from exc
 
 
 def consistency_floor(name: str) -> float | None:
@@ -166,12 +173,13 @@ def load_backend(name: str, factor: int, options: BackendOptions = _DEFAULT_OPTI
 
 
 def loaded_backends() -> list[tuple[str, int, BackendOptions]]:
-    """The backends this process has loaded, in the order loaded (name, factor, options)."""
+    """The backends this process has loaded, in the order loaded (name, factor, options; the
+    last 64)."""
     with _LOADING:
         return list(_LOADED)
 
 
-_LOADED: list[tuple[str, int, BackendOptions]] = []
+_LOADED: deque[tuple[str, int, BackendOptions]] = deque(maxlen=64)
 
 
 @lru_cache(maxsize=8)
