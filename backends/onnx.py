@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import threading
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -11,7 +12,7 @@ from numpy.typing import NDArray
 
 from upscaler.plugin import BackendError, BackendOptions, check_factor, shipped_weights
 
-from ._espcn import EspcnBackend, EspcnPlugin
+from ._espcn import EspcnBackend, EspcnPlugin, Lazy, unpadded_twin
 
 __all__ = ["OnnxBackend", "plugin"]
 
@@ -21,12 +22,19 @@ class OnnxBackend(EspcnBackend):
 
     thread_safe = True  # InferenceSession.run may be called from several threads
 
-    def __init__(self, session: Any, factor: int) -> None:
-        self.session, self.factor = session, factor
+    def __init__(self, session: Any, factor: int, twin: Lazy[Any] | None = None) -> None:
+        self.session, self.factor, self.twin = session, factor, twin
         self.input_name = session.get_inputs()[0].name
+        if twin is not None:
+            self.upscale_core = self._upscale_core
 
     def run(self, tiles: NDArray[np.float32]) -> NDArray[np.float32]:
         (out,) = self.session.run(None, {self.input_name: tiles})
+        return np.asarray(out, dtype=np.float32)
+
+    def run_core(self, tiles: NDArray[np.float32]) -> NDArray[np.float32]:
+        assert self.twin is not None
+        (out,) = self.twin.get().run(None, {self.input_name: tiles})
         return np.asarray(out, dtype=np.float32)
 
 
@@ -76,10 +84,27 @@ class _Plugin(EspcnPlugin):
         import onnxruntime as ort
 
         path = options.weights or shipped_weights(factor, "onnx", options.model)
+        so = self._session_options(ort, options)
+        session = self._session(ort, path, so, options)
+        twin = unpadded_twin(factor, options)
+        lazy = None if twin is None else Lazy(lambda: self._session(ort, twin, so, options))
+        backend = OnnxBackend(session, factor, lazy)
+        check_factor(backend.run, factor, path)
+        return backend
+
+    @staticmethod
+    def _session_options(ort: Any, options: BackendOptions) -> Any:
         so = ort.SessionOptions()
         if options.threads:
             so.intra_op_num_threads = options.threads
         so.inter_op_num_threads = 1
+        # Threads that wait for work sleep instead of spinning: a large image runs two models
+        # (the model at its edges, its unpadded twin inside), and the pool of one spinning
+        # while the other runs made a band of tiles 1.16x slower than one model alone; not
+        # spinning, 0.84x; one model alone was as fast either way (measured: docs/benchmarks.md).
+        # (A process-wide pool would serve too, but it makes ONNX Runtime refuse every session
+        # with threads of its own in the process: a library user's too.)
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         # The arena keeps the largest activations it has needed and reuses them: images come
         # in bands and batches of bounded size (MAX_BATCH_PIXELS), so that is bounded too, and
         # fresh buffers for every call cost page faults. One arena for every session of the
@@ -91,15 +116,16 @@ class _Plugin(EspcnPlugin):
         so.enable_mem_pattern = False
         _share_arena(ort)
         so.add_session_config_entry("session.use_env_allocators", "1")
+        return so
+
+    @staticmethod
+    def _session(ort: Any, path: Path, so: Any, options: BackendOptions) -> Any:
         try:
-            session = ort.InferenceSession(str(path), so, providers=_providers(options.device))
+            return ort.InferenceSession(str(path), so, providers=_providers(options.device))
         except BackendError:
             raise
         except Exception as exc:
             raise BackendError(f"cannot load ONNX model {path}: {exc}") from exc
-        backend = OnnxBackend(session, factor)
-        check_factor(backend.run, factor, path)
-        return backend
 
 
 plugin = _Plugin()

@@ -1,8 +1,10 @@
 """ESPCN run by OpenVINO, in bfloat16 where the processor computes it natively.
 
-The shipped ONNX model is compiled as it is: no second set of weights. OpenVINO keeps the
-weights in float32 and, with the bf16 precision hint, runs the convolutions in bfloat16 on
-CPUs that have it (AVX512-BF16, AMX); elsewhere `auto` gives float32.
+The shipped ONNX model is compiled as it is: no second set of weights (the model's unpadded
+twin, for the tiles inside a large image, is compiled when the first such tile comes).
+OpenVINO keeps the weights in float32 and, with the bf16 precision hint, runs the
+convolutions in bfloat16 on CPUs that have it (AVX512-BF16, AMX); elsewhere `auto` gives
+float32.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import importlib.util
 import os
 import sys
 import threading
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -27,7 +30,7 @@ from upscaler.plugin import (
     shipped_weights,
 )
 
-from ._espcn import EspcnBackend, EspcnPlugin
+from ._espcn import EspcnBackend, EspcnPlugin, Lazy, unpadded_twin
 
 __all__ = ["OpenVinoBackend", "plugin"]
 
@@ -39,14 +42,26 @@ class OpenVinoBackend(EspcnBackend):
 
     thread_safe = True  # a request per calling thread; they take turns on the compiled model
 
-    def __init__(self, compiled: Any, factor: int, precision: str) -> None:
-        self.compiled, self.factor, self.precision = compiled, factor, precision
+    def __init__(
+        self, compiled: Any, factor: int, precision: str, twin: Lazy[Any] | None = None
+    ) -> None:
+        self.compiled, self.factor, self.precision, self.twin = compiled, factor, precision, twin
         self._local = threading.local()
+        if twin is not None:
+            self.upscale_core = self._upscale_core
 
     def run(self, tiles: NDArray[np.float32]) -> NDArray[np.float32]:
-        request = getattr(self._local, "request", None)
+        return self._infer("request", self.compiled, tiles)
+
+    def run_core(self, tiles: NDArray[np.float32]) -> NDArray[np.float32]:
+        assert self.twin is not None
+        return self._infer("twin_request", self.twin.get(), tiles)
+
+    def _infer(self, name: str, compiled: Any, tiles: NDArray[np.float32]) -> NDArray[np.float32]:
+        request = getattr(self._local, name, None)
         if request is None:
-            request = self._local.request = self.compiled.create_infer_request()
+            request = compiled.create_infer_request()
+            setattr(self._local, name, request)
         # Input shared (no copy), output copied once: the request reuses its buffer.
         return np.asarray(request.infer({0: tiles}, share_inputs=True)[0], dtype=np.float32)
 
@@ -155,21 +170,28 @@ class _Plugin(EspcnPlugin):
 
         path = options.weights or shipped_weights(factor, "onnx", options.model)
         config = _config(options, precision)
-        cache = _cache_dir()
-        try:
-            try:  # from the cache of compiled models where there is one
-                compiled = ov.Core().compile_model(
-                    str(path), "CPU", {**config, "CACHE_DIR": cache} if cache else config
-                )
-            except Exception:
-                if not cache:
-                    raise
-                compiled = ov.Core().compile_model(str(path), "CPU", config)  # cache unusable
-        except Exception as exc:
-            raise BackendError(f"cannot load ONNX model {path} in OpenVINO: {exc}") from exc
-        backend = OpenVinoBackend(compiled, factor, precision)
+        compiled = _compile(ov, path, config)
+        twin = unpadded_twin(factor, options)
+        lazy = None if twin is None else Lazy(lambda: _compile(ov, twin, config))
+        backend = OpenVinoBackend(compiled, factor, precision, lazy)
         check_factor(backend.run, factor, path)
         return backend
+
+
+def _compile(ov: ModuleType, path: Path, config: dict[str, object]) -> Any:
+    """`path` compiled for the CPU, from the cache of compiled models where there is one."""
+    cache = _cache_dir()
+    try:
+        try:
+            return ov.Core().compile_model(
+                str(path), "CPU", {**config, "CACHE_DIR": cache} if cache else config
+            )
+        except Exception:
+            if not cache:
+                raise
+            return ov.Core().compile_model(str(path), "CPU", config)  # cache unusable
+    except Exception as exc:
+        raise BackendError(f"cannot load ONNX model {path} in OpenVINO: {exc}") from exc
 
 
 plugin = _Plugin()

@@ -5,7 +5,8 @@ FACTS_DIR holds the espcn_xN.json (and espcn_xN_jpeg.json) files that `upscaler 
 (default: weights/); their steps, learning rate, branch scale, JPEG qualities, starting model
 and best epoch are copied per model. Models for JPEG inputs (weights/espcn_xN_jpeg.onnx, where
 present) go to "jpeg_models", scored on Set5's low-resolution images saved as JPEG at quality
-75 and 90 (Pillow, 4:2:0) and as they are.
+75 and 90 (Pillow, 4:2:0) and as they are. Last, each model's unpadded twin is written and
+listed (`scripts/unpadded_models.py`).
 The PSNR comes from the real engine with the onnx backend and the shared protocol; the
 manifest's "training" section is kept as it is.
 """
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import unpadded_models  # this folder's
 from PIL import Image
 
 from upscaler import upscale_array
@@ -89,6 +91,7 @@ def main() -> None:
         manifest["jpeg_models"] = jpeg
     (WEIGHTS / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     print(json.dumps(models + jpeg, indent=2))
+    unpadded_models.main()  # each model's unpadded twin, added to the manifest
 
 
 if __name__ == "__main__":

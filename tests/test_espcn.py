@@ -103,6 +103,37 @@ def test_shipped_onnx_models_cost_what_the_architecture_costs(factor: int) -> No
     assert sum(int(np.prod(c)) for c in convs) == {2: 30_400, 3: 31_840, 4: 33_856}[factor]
 
 
+@pytest.mark.parametrize("model", ["clean", "jpeg"])
+@pytest.mark.parametrize("factor", [2, 3, 4])
+def test_each_unpadded_twin_gives_its_models_output_of_the_cores(factor: int, model: str) -> None:
+    """The twin (scripts/unpadded_models.py) on a tile with 5 pixels of context around its
+    core = the shipped model's output of the same tile, cropped to the core: on a photo's
+    luma and on noise, through ONNX Runtime; and its weights are the model's own."""
+    import onnxruntime as ort
+
+    plain = ort.InferenceSession(str(shipped_weights(factor, "onnx", model)))
+    twin_path = shipped_weights(factor, "onnx_unpadded", model)  # listed, sha256 checked
+    twin = ort.InferenceSession(str(twin_path))
+    photo = decode(SET5 / "image_SRF_3" / "img_003_SRF_3_LR.png").pixels
+    luma = photo.astype(np.float32).mean(axis=2)[:47, :61] / 255.0
+    noise = np.random.default_rng(factor).random((47, 61), np.float32)
+    tiles = np.stack([luma, noise])[..., None]
+    k = 5 * factor
+    whole = plain.run(None, {"y": tiles})[0][:, k:-k, k:-k]
+    cores = twin.run(None, {"y": tiles})[0]
+    assert cores.shape == whole.shape == (2, 37 * factor, 51 * factor, 1)
+    np.testing.assert_allclose(cores, whole, atol=1e-5)
+    onnx = pytest.importorskip("onnx")
+    weights = [
+        {
+            t.name: onnx.numpy_helper.to_array(t).tobytes()
+            for t in onnx.load(str(p)).graph.initializer
+        }
+        for p in (shipped_weights(factor, "onnx", model), twin_path)
+    ]
+    assert weights[0].items() <= weights[1].items()  # the model's weights, all of them
+
+
 @pytest.mark.slow
 def test_precision_is_forced_or_refused_clearly(tmp_path: Path) -> None:
     lr = SET5 / "image_SRF_3" / "img_001_SRF_3_LR.png"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,7 +13,9 @@ from hypothesis import strategies as st
 
 from upscaler._pixels.tiling import batches, plan_spans, plan_tiles
 from upscaler._pixels.upscale import upscale_pixels
+from upscaler._plugins.interface import BackendOptions
 from upscaler._plugins.registry import load_backend
+from upscaler._plugins.weights import shipped_weights
 from upscaler.backends.bicubic import BicubicBackend
 
 
@@ -93,6 +97,37 @@ def test_espcn_tiled_equals_untiled(
     whole = upscale_pixels(img, backend, tile=max(size) + 1)
     tiled = upscale_pixels(img, backend, tile=tile, overlap=backend.halo + extra)  # type: ignore[operator]
     _assert_same(tiled, whole)
+
+
+def test_tiles_inside_the_image_compute_only_their_cores() -> None:
+    """Tiles with the halo of image around them on every side go to the unpadded twin
+    (`upscale_core`: the network never computes the context's output); those at the edges
+    to the model, whole; the pixels are the same as with the model alone."""
+    img = _image(70, 150, 3, 4)
+    backend = load_backend("onnx", 3)
+    assert backend.upscale_core is not None
+    shapes: dict[str, list[tuple[int, ...]]] = {"core": [], "whole": []}
+
+    def counted(name: str, method: Any) -> Any:
+        def call(tiles: np.ndarray) -> np.ndarray:
+            shapes[name].append(tiles.shape)
+            return method(tiles)
+
+        return call
+
+    plain = copy.copy(backend)  # the loaded backend is cached: changed in copies only
+    plain.upscale_core = None
+    backend = copy.copy(backend)
+    backend.upscale_core = counted("core", backend.upscale_core)
+    backend.upscale = counted("whole", backend.upscale)  # type: ignore[method-assign]
+    out = upscale_pixels(img, backend, tile=20)  # 4 x 8 tiles: 2 x 6 inside
+    _assert_same(out, upscale_pixels(img, plain, tile=20))
+    assert sum(s[0] for s in shapes["core"]) == 2 * 6
+    assert {s[1:3] for s in shapes["core"]} == {(30, 30)}  # core 20 + 2 x 5 halo
+    assert sum(s[0] for s in shapes["whole"]) == 4 * 8 - 2 * 6
+    own = load_backend("onnx", 3, BackendOptions(weights=shipped_weights(3, "onnx")))
+    assert own.upscale_core is None  # a user's own weights (--weights) have no twin
+    _assert_same(upscale_pixels(img, own, tile=20), out)
 
 
 def test_images_smaller_than_one_tile_and_16_bit() -> None:

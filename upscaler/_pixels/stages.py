@@ -38,39 +38,46 @@ def upscaled(
     overlap: int | None = None,
     on_tiles: TileCallback | None = None,
 ) -> Rows:
-    """The backend's output of `source`, band by band: each band of input rows with the
-    backend's halo above and below (the context its tiles get), cropped to the band's own
-    output rows. A backend with no finite halo gets its feather overlap as context, and its
-    bands are cut, not blended (its tiles within a band are)."""
+    """The backend's output of `source`, band by band: each band of input rows is tiled with
+    the backend's halo of rows above and below as context (what its tiles get in a whole
+    image), so only the band's own output is computed. A backend with no finite halo gets its
+    feather overlap as context, and its bands are cut, not blended (its tiles within a band
+    are): it computes the context rows' output too, and they are cropped."""
     src, s = source.rows, backend.factor
+    halo = backend.halo
     context = max(
-        (DEFAULT_FEATHER_OVERLAP if backend.halo is None else backend.halo)
-        if overlap is None
-        else overlap,
+        (DEFAULT_FEATHER_OVERLAP if halo is None else halo) if overlap is None else overlap,
         BICUBIC_HALO,
     )
     tile = tile or backend.default_tile
     per_row = src.width * s * s * src.channels * src.dtype.itemsize
     if src.height * per_row <= BAND_BYTES:
         rows = src.height  # one band: the whole image, as `upscale_pixels` does it
-    else:  # whole tiles per band where they fit: a band of a tile and a bit would make a
-        # second row of tiles shifted in over the first (`plan_spans`), twice the network
-        most = max(MIN_BAND_ROWS, BAND_BYTES // per_row - 2 * context)
+    else:  # whole tiles per band where they fit (the tiles of a band take its height)
+        most = max(MIN_BAND_ROWS, BAND_BYTES // per_row - (2 * context if halo is None else 0))
         rows = _even(src.height, most // tile * tile if most >= tile else most)
     spans = [(top, min(top + rows, src.height)) for top in range(0, src.height, rows)]
     padded = [(max(a - context, 0), min(b + context, src.height)) for a, b in spans]
-    counts = [len(plan_tiles(hi - lo, src.width, tile, context)) for lo, hi in padded]
+    cores = [
+        None if halo is None else (a - lo, b - lo)
+        for (a, b), (lo, _) in zip(spans, padded, strict=True)
+    ]
+    counts = [
+        len(plan_tiles(hi - lo, src.width, tile, context, band))
+        for (lo, hi), band in zip(padded, cores, strict=True)
+    ]
     total = sum(counts)
 
     def bands() -> Iterator[NDArray[Any]]:
         done = 0
-        for (a, b), (lo, hi), count in zip(spans, padded, counts, strict=True):
+        for (a, b), (lo, hi), band, count in zip(spans, padded, cores, counts, strict=True):
             pixels = source.get(lo, hi)
-            canvas = ArrayCanvas(np.zeros(((hi - lo) * s, src.width * s, src.channels), src.dtype))
+            made = (hi - lo) if band is None else (b - a)
+            canvas = ArrayCanvas(np.zeros((made * s, src.width * s, src.channels), src.dtype))
             progress = None if on_tiles is None else _offset(on_tiles, done, total)
-            upscale_into(canvas, pixels, backend, tile, overlap, progress)
+            upscale_into(canvas, pixels, backend, tile, overlap, progress, band)
             done += count
-            yield canvas.array[(a - lo) * s : (b - lo) * s]
+            yield canvas.array if band is not None else canvas.array[(a - lo) * s : (b - lo) * s]
             del pixels, canvas  # not held while the next band is made (see `rows`)
 
     return Rows(src.width * s, src.height * s, src.channels, src.dtype, bands())

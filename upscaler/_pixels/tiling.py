@@ -7,17 +7,31 @@ a padded box meets the image edge the backend sees the same edge as for the whol
 so with overlap >= the backend's halo, cropping each output to its core reproduces the
 untiled result. Backends without a finite halo are blended instead: linear feather weights
 across each shared strip, normalised so they sum to one at every pixel.
+
+A band of rows is tiled with the rows around it as context (`plan_tiles(..., rows=)`): only
+the band's rows are cut into cores, the padding reaches into the rows around them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
 
 __all__ = ["Feather", "Span", "Tile", "plan_spans", "plan_tiles"]
+
+
+class Shaped(Protocol):
+    """What `batches` groups: anything with a padded shape (tiles, and jobs made of them)."""
+
+    @property
+    def padded_shape(self) -> tuple[int, int]: ...
+
+
+T = TypeVar("T", bound=Shaped)
 
 
 @dataclass(frozen=True)
@@ -44,31 +58,45 @@ class Tile:
         return self.y.pad_stop - self.y.pad_start, self.x.pad_stop - self.x.pad_start
 
 
-def plan_spans(length: int, tile: int, overlap: int) -> list[Span]:
-    """Cut [0, length) into cores of `tile` (the last may be shorter), each padded."""
-    if length < 1 or tile < 1 or overlap < 0:
-        raise ValueError(f"bad tiling: length={length} tile={tile} overlap={overlap}")
-    size = min(length, tile + 2 * overlap)
+def plan_spans(
+    length: int, tile: int, overlap: int, cores: tuple[int, int] | None = None
+) -> list[Span]:
+    """Cut [0, length) into cores of `tile` (the last may be shorter), each padded; with
+    `cores` = (a, b), only [a, b) is cut into cores and the rest of [0, length) is context
+    their padding may take (a band of rows with the rows around it)."""
+    a, b = cores or (0, length)
+    if length < 1 or tile < 1 or overlap < 0 or not 0 <= a < b <= length:
+        raise ValueError(
+            f"bad tiling: length={length} tile={tile} overlap={overlap} cores={a}..{b}"
+        )
+    size = min(length, min(tile, b - a) + 2 * overlap)
     spans = []
-    for start in range(0, length, tile):
-        stop = min(start + tile, length)
+    for start in range(a, b, tile):
+        stop = min(start + tile, b)
         pad_start = min(max(start - overlap, 0), length - size)
         spans.append(Span(start, stop, pad_start, pad_start + size))
     return spans
 
 
-def plan_tiles(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
-    """All tiles of a height x width image, in raster order."""
-    rows, cols = plan_spans(height, tile, overlap), plan_spans(width, tile, overlap)
-    return [Tile(r, c, ys, xs) for r, ys in enumerate(rows) for c, xs in enumerate(cols)]
+def plan_tiles(
+    height: int, width: int, tile: int, overlap: int, rows: tuple[int, int] | None = None
+) -> list[Tile]:
+    """All tiles of a height x width image, in raster order; with `rows` = (a, b), the tiles
+    of rows a..b, the rows around them serving as context only."""
+    rows_, cols = plan_spans(height, tile, overlap, rows), plan_spans(width, tile, overlap)
+    return [Tile(r, c, ys, xs) for r, ys in enumerate(rows_) for c, xs in enumerate(cols)]
 
 
-def batches(tiles: Sequence[Tile], max_pixels: int) -> Iterator[list[Tile]]:
-    """Consecutive runs of same-shape tiles, each at most `max_pixels` padded input pixels."""
-    run: list[Tile] = []
+def batches(
+    tiles: Sequence[T], max_pixels: int, key: Callable[[T], Hashable] | None = None
+) -> Iterator[list[T]]:
+    """Consecutive runs of same-shape tiles (same `key`, where given), each at most
+    `max_pixels` padded input pixels."""
+    run: list[T] = []
     for t in tiles:
         h, w = t.padded_shape
-        fits = run and run[0].padded_shape == (h, w) and (len(run) + 1) * h * w <= max_pixels
+        same = run and (key(run[0]) == key(t) if key else run[0].padded_shape == (h, w))
+        fits = same and (len(run) + 1) * h * w <= max_pixels
         if run and not fits:
             yield run
             run = []

@@ -42,7 +42,16 @@ class BackendOptions:
 
 @runtime_checkable
 class Backend(Protocol):
-    """A loaded model for one factor (attributes or properties, read only)."""
+    """A loaded model for one factor (attributes or properties, read only).
+
+    Optionally, a backend with a finite `halo` may also have `upscale_core`: a callable
+    taking (B, H, W, C) tiles that have `halo` pixels of image around their cores on every
+    side and returning only the cores' output, (B, (H - 2 halo)*factor, (W - 2 halo)*factor,
+    C): what `upscale` gives for the same tiles, cropped, without computing the context's own
+    output (an unpadded twin of a network). The core sends it the tiles inside the image,
+    and the tiles at its edges to `upscale`; None, or no such attribute: every tile goes to
+    `upscale`.
+    """
 
     @property
     def factor(self) -> int:
