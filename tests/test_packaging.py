@@ -41,6 +41,7 @@ def test_wheel_installs_everything_under_upscaler(tmp_path: Path) -> None:
         "upscaler/backends/bicubic.py",
         "upscaler/weights/manifest.json",
         "upscaler/weights/espcn_x3.onnx",
+        "upscaler/weights/espcn_x3.unpadded.onnx",
         "upscaler/weights/espcn_x3.keras",
         "upscaler/py.typed",
     ):
