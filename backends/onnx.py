@@ -55,6 +55,17 @@ _ARENA_LOCK = threading.Lock()
 _arena_registered = False
 
 
+#: The arena's first region: room for every session's largest activations (batches of
+#: MAX_BATCH_PIXELS; the model and its unpadded twin, a second factor's pair for --scale 6),
+#: so that the arena rarely needs a second region. Only the pages used count in memory. Grown
+#: in regions of 1, 2, 4... MB (ONNX Runtime's default), the arena took a second one on the
+#: second of two --scale 6 photos (peak 243,440-260,656 kB); with 64 MB first, 219,792 kB,
+#: and the 216 MP photo 202,624 kB (32 MB: 234,956 kB; 256 MB: 229,600 kB for the 216 MP;
+#: regions of the requested size: 283,868 kB for three 2000x1500 photos): measured, this
+#: machine of docs/benchmarks.md.
+ARENA_FIRST_BYTES = 64 << 20
+
+
 def _share_arena(ort: Any) -> None:
     """Register the process's one CPU arena with ONNX Runtime (once)."""
     global _arena_registered
@@ -63,7 +74,8 @@ def _share_arena(ort: Any) -> None:
             info = ort.OrtMemoryInfo(
                 "Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT
             )
-            ort.create_and_register_allocator(info, ort.OrtArenaCfg({}))
+            cfg = ort.OrtArenaCfg({"initial_chunk_size_bytes": ARENA_FIRST_BYTES})
+            ort.create_and_register_allocator(info, cfg)
             _arena_registered = True
 
 
