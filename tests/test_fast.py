@@ -402,3 +402,28 @@ def test_rows_decoded_and_encoded_in_strips_match_the_whole_image(tmp_path: Path
     (tmp_path / "cut.png").write_bytes((tmp_path / "a.png").read_bytes()[:300])
     with pytest.raises(upscaler.ImageError, match="^(truncated image file|corrupt image data)"):
         collect(read_rows(str(tmp_path / "cut.png")))  # a reason, not a pyvips.Error
+
+
+def test_an_image_too_large_to_share_the_budget_gets_every_core(tmp_path: Path) -> None:
+    """Images in flight share the cores (one thread each); an image too large to run beside
+    another gets every core of its process instead of leaving some idle; a --threads the user
+    gave holds for every image."""
+    from upscaler._run.budget import BUDGET, estimate_bytes
+    from upscaler._run.engines import cores
+    from upscaler._run.job import STREAM_ABOVE_PIXELS, settings_for
+
+    n = cores()
+    settings = request([], tmp_path, size=OutputSize(scale=6.0)).settings(images=100)
+    assert settings.options.threads == max(1, n // min(n, 100))
+    assert settings.alone_threads == (n if n > 1 else None)
+    assert request([], tmp_path, threads=1).settings(images=100).alone_threads is None
+    small, large = tmp_path / "small.png", tmp_path / "large.jpg"
+    photo(64, 48).save(small)
+    photo(600, 400).save(large, quality=90)  # --scale 6: about 69 MiB of the 128 MiB budget
+    held = {p: estimate_bytes(p, settings.size, STREAM_ABOVE_PIXELS) for p in (small, large)}
+    assert held[small] < BUDGET.total // 2 < held[large]
+    assert settings_for(settings, held[small]) == settings
+    alone = settings_for(settings, held[large]).options
+    assert (alone.threads, alone.concurrent) == (
+        (n, 1) if n > 1 else (1, settings.options.concurrent)
+    )

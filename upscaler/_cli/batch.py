@@ -166,8 +166,8 @@ def _output_size(options: dict[str, Any]) -> OutputSize:
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
-    help="Threads per backend [default: the cores, divided between --jobs processes; on Dask, "
-    "the worker's threads].",
+    help="Threads per backend [default: cores / images in flight, every core for an image "
+    "too large to share the memory budget; on Dask, the worker's threads].",
 )
 @engine_options
 @click.option(

@@ -30,6 +30,7 @@ from .engines import (
     EngineError,
     Tls,
     client_security,
+    cores,
     create_engine,
     engine_problem,
     plain_tcp_warning,
@@ -129,9 +130,11 @@ class BatchRequest:
             precision=self.precision,
             concurrent=self.in_flight(images) if self.engine == "local" else None,
         )
+        alone = cores() // self.jobs if self.engine == "local" and not self.threads else None
         return Settings(
             backend=self.backend,
             size=self.size,
+            alone_threads=alone if alone and alone != threads else None,
             tile=self.tile,
             overlap=self.overlap,
             quality=self.quality,

@@ -139,7 +139,7 @@ def compare(
 
 
 def _threads_for(where: Where, images: int) -> BackendOptions:
-    """Local runs give the backend the process's cores, as `upscaler batch` does."""
+    """Local runs split the cores between the images in flight, as `upscaler batch` does."""
     if where.engine != "local":
         return BackendOptions()
     in_flight, threads = split_cores(images)

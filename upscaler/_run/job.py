@@ -144,6 +144,15 @@ def _staged(job: Job, settings: Settings, tmp: Path, on_tiles: TileCallback | No
 TRIM_ABOVE_BYTES = 32 << 20
 
 
+def settings_for(settings: Settings, held: int) -> Settings:
+    """The settings an image estimated at `held` bytes runs with: the run's, but every core
+    (`alone_threads`) for an image too large to share the budget with another like it."""
+    if settings.alone_threads and held > BUDGET.total // 2:
+        options = replace(settings.options, threads=settings.alone_threads, concurrent=1)
+        return replace(settings, options=options)
+    return settings
+
+
 def _process_image(
     job: Job, settings: Settings, on_tiles: TileCallback | None, named: str | None = None
 ) -> Record:
@@ -151,6 +160,7 @@ def _process_image(
     (`named`: the output's location as the run knows it, when `job` is a staged copy)."""
     assert isinstance(job.src, Path) and isinstance(job.dst, Path)
     held = estimate_bytes(job.src, settings.size, STREAM_ABOVE_PIXELS)
+    settings = settings_for(settings, held)
     with BUDGET.hold(held):  # waits while the images running leave no room for this one
         try:
             return _process_held(job, settings, on_tiles, named)

@@ -65,6 +65,10 @@ class Settings:
     quality: int = DEFAULT_QUALITY
     skip_existing: bool = True
     options: BackendOptions = field(default_factory=BackendOptions)
+    #: Backend threads for an image too large to share the memory budget (it runs alone, and
+    #: `options.threads` would leave cores idle); None: `options.threads` for every image
+    #: (given by the user, or a run of one image at a time).
+    alone_threads: int | None = None
     #: Folder of originals, matched by relative path, to score outputs against.
     reference: Path | None = None
     #: Also PSNR over the RGB channels against the reference.

@@ -21,21 +21,15 @@ __all__ = ["LocalEngine", "split_cores"]
 
 
 def split_cores(images: int, processes: int = 1) -> tuple[int, int]:
-    """(images in flight in each process, backend threads) for a local run of `images`
-    images: one image per core on threads when there is one process, and the backend gets
-    every core of its process.
+    """(images in flight in each process, backend threads per image) for a local run of
+    `images` images: one image per core on threads when there is one process.
 
     Decoding, encoding and the backend release the GIL, so two images on two cores overlap
-    one's encoding with the other's network, and neither waits on the other. The backend's
-    threads are not divided between the images in flight: an image that runs alone (one too
-    large to share the memory budget, the last of a folder) then uses every core. Idle backend
-    threads sleep rather than spin (`backends/onnx.py`), so two images calling it at once on
-    two cores cost nothing: with 2 threads instead of 1, 100 small photos took 0.96 of the
-    time, three 2000x1500 photos 0.90, two --scale 6 photos that ran one after the other 0.70
-    (docs/benchmarks.md).
+    one's encoding with the other's network, and neither waits on the other. (An image too
+    large to share the memory budget runs with every core instead: `Settings.alone_threads`.)
     """
     in_flight = 1 if processes > 1 else max(1, min(cores(), images))
-    return in_flight, max(1, cores() // processes)
+    return in_flight, max(1, cores() // (processes * in_flight))
 
 
 class LocalEngine:
