@@ -166,14 +166,12 @@ def _upscale_batch(
     batch: Float, backend: Backend, core: Callable[[Float], Float] | None = None, trim: int = 0
 ) -> Float:
     """(B, H, W, C) in [0, 1] -> (B, H*s, W*s, C): colour by the backend, alpha by bicubic;
-    with `core` (the backend's `upscale_core`) and `trim`, only the output of the tiles'
-    cores, `trim` pixels in from every side: (B, (H - 2 trim)*s, (W - 2 trim)*s, C)."""
+    with `core` (the backend's `upscale_core`, given with its `trim`), only the output of
+    the tiles' cores, `trim` pixels in from every side: (B, (H - 2 trim)*s, (W - 2 trim)*s, C)."""
     s = backend.factor
     n_colour = 3 if batch.shape[3] >= 3 else 1
     colour, alpha = batch[..., :n_colour], batch[..., n_colour:]
     method = backend.upscale if core is None else core
-    if core is None:
-        trim = 0
     if backend.channels == "y" and n_colour == 3:
         ycc = rgb_to_ycbcr(colour)
         y = _call(method, ycc[..., :1], backend, trim)
