@@ -1,13 +1,14 @@
-"""Set5 with JPEG inputs: bicubic, the shipped weights and candidate weights, per factor and
-JPEG quality, through `upscaler batch --reference` (the shared protocol: Y of BT.601
-studio-swing, uint8 output, border crop = factor, mean over the five images).
+"""Set5 with JPEG inputs: bicubic, the clean weights, the default command's choice of weights
+(`--input-kind auto`) and candidate weights, per factor and JPEG quality, through `upscaler
+batch --reference` (the shared protocol: Y of BT.601 studio-swing, uint8 output, border crop =
+factor, mean over the five images).
 
 The low-resolution inputs are Set5's own (`img_00N_SRF_s_LR.png`, MATLAB bicubic), saved by
 Pillow as JPEG at each quality (default settings: 4:2:0), or kept as PNG ("clean"). Set5 is
 an evaluation set: nothing is chosen on it.
 
     python benchmarks/jpeg_quality.py --factor 3 --quality 75 --quality 90 \
-        --weights 3=runs/espcn_x3_jpeg.onnx
+        --weights 3=runs/espcn_x3_jpeg.onnx --weights 3=runs/espcn_x3_jpeghigh.onnx
     python benchmarks/jpeg_quality.py --hr-dir HELD_OUT --factor 3 --quality 95   # choices
     python benchmarks/jpeg_quality.py --hr-dir HELD_OUT --codec webp --factor 3 \
         --weights 3=weights/espcn_x3_jpeg.onnx    # lossy WebP inputs instead
@@ -118,20 +119,22 @@ def main() -> int:
         action="append",
         default=[],
         metavar="FACTOR=PATH",
-        help="candidate .onnx weights for a factor (repeat)",
+        help="candidate .onnx weights for a factor (repeat: one column each)",
     )
     args = parser.parse_args()
     factors = args.factor or [2, 3, 4]
     qualities: list[int | None] = [*(args.quality or [75, 90]), None]
-    candidates = dict(item.split("=", 1) for item in args.weights)
+    candidates: dict[str, list[str]] = {}
+    for item in args.weights:
+        factor_, path = item.split("=", 1)
+        candidates.setdefault(factor_, []).append(path)
     where = args.hr_dir or "Set5"
     print(
         f"{where}, {args.codec} inputs, PSNR-Y dB (shared protocol) through upscaler batch"
-        " --reference, onnx fp32"
+        " --reference, onnx fp32; default: the weights --input-kind auto picks"
     )
-    print(
-        "factor | input | bicubic | shipped | candidate | shipped - bicubic | candidate - bicubic"
-    )
+    print("factor | input | bicubic | clean weights | default | candidates... (each - bicubic)")
+    onnx = ["--backend", "onnx"]
     with tempfile.TemporaryDirectory() as tmp:
         for factor in factors:
             for quality in qualities:
@@ -143,17 +146,15 @@ def main() -> int:
                 else:
                     lr, hr = inputs(folder, factor, quality, suffix)
                 bicubic = mean_psnr(lr, hr, folder / "bicubic", factor, ["--backend", "bicubic"])
-                clean = ["--backend", "onnx", "--input-kind", "clean"]
-                shipped = mean_psnr(lr, hr, folder / "shipped", factor, clean)
-                row = f"x{factor} | {name} | {bicubic:.3f} | {shipped:.3f}"
-                weights = candidates.get(str(factor))
-                if weights:
-                    own = ["--backend", "onnx", "--weights", weights]
-                    cand = mean_psnr(lr, hr, folder / "candidate", factor, own)
-                    row += f" | {cand:.3f} | {shipped - bicubic:+.3f} | {cand - bicubic:+.3f}"
-                else:
-                    row += f" | | {shipped - bicubic:+.3f} |"
-                print(row, flush=True)
+                scores = [
+                    mean_psnr(lr, hr, folder / "clean", factor, [*onnx, "--input-kind", "clean"]),
+                    mean_psnr(lr, hr, folder / "auto", factor, onnx),
+                ]
+                for i, weights in enumerate(candidates.get(str(factor), [])):
+                    own = [*onnx, "--weights", weights]
+                    scores.append(mean_psnr(lr, hr, folder / f"candidate{i}", factor, own))
+                cells = " | ".join(f"{s:.3f} ({s - bicubic:+.3f})" for s in scores)
+                print(f"x{factor} | {name} | {bicubic:.3f} | {cells}", flush=True)
     return 0
 
 

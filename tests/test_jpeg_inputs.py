@@ -157,3 +157,37 @@ def test_jpeg_weights_lift_set5_at_quality_75(tmp_path: Path) -> None:
         scores[name] = float(np.mean([r["psnr"] for r in _records(report).values()]))
     assert scores["auto"] >= scores["clean"] + 0.5, scores
     assert scores["auto"] >= scores["bicubic"] + 1.0, scores
+
+
+@pytest.mark.skipif("jpeg" not in shipped_models(3), reason="no JPEG weights for x3 shipped")
+def test_compare_sets_the_weights_against_each_other_on_jpeg_inputs(tmp_path: Path) -> None:
+    """`compare --jpeg-quality 75` makes JPEG inputs; NAME:WEIGHTS runs one set of weights,
+    NAME alone picks per image (here the JPEG weights); --lr-dir JPEGs are used as they are
+    (the same pixels give the same scores); weights a backend lacks stop the run first."""
+    hr = tmp_path / "hr"
+    hr.mkdir()
+    lr = tmp_path / "lr"
+    lr.mkdir()
+    for path in sorted((SET5 / "image_SRF_3").glob("*_HR.png"))[:3]:
+        stem = path.name.removesuffix("_HR.png")
+        truth = Image.open(path).convert("RGB")
+        truth = truth.crop((0, 0, truth.width // 3 * 3, truth.height // 3 * 3))
+        truth.save(hr / f"{stem}.png")
+        small = truth.resize((truth.width // 3, truth.height // 3), Image.Resampling.BICUBIC)
+        small.save(lr / f"{stem}.jpg", quality=75)
+    contenders = ["onnx", "onnx:clean", "onnx:jpeg"]
+    backends = [arg for name in contenders for arg in ("--backend", name)]
+    made = run_cli("compare", hr, "--jpeg-quality", "75", "-o", tmp_path / "made", *backends)
+    assert made.returncode == 0, made.stderr
+    given = run_cli("compare", hr, "--lr-dir", lr, "-o", tmp_path / "given", *backends)
+    assert given.returncode == 0, given.stderr
+    summaries = [
+        json.loads((tmp_path / run / "report.json").read_text())["summary"]
+        for run in ("made", "given")
+    ]
+    psnr = {name: summaries[0][name]["psnr"] for name in contenders}
+    assert psnr["onnx"] == psnr["onnx:jpeg"] >= psnr["onnx:clean"] + 0.5, psnr
+    assert {name: summaries[1][name]["psnr"] for name in contenders} == psnr
+    wrong = run_cli("compare", hr, "--backend", "bicubic:jpeg", "-o", tmp_path / "wrong")
+    assert wrong.returncode == 1 and "bicubic has no jpeg weights at x3" in wrong.stderr
+    assert not (tmp_path / "wrong").exists()

@@ -20,7 +20,9 @@ __all__ = ["compare"]
     "backend_names",
     multiple=True,
     required=True,
-    help="Backend to compare; repeat for each (e.g. --backend bicubic --backend onnx).",
+    help="Backend to compare; repeat for each (e.g. --backend bicubic --backend onnx). "
+    "NAME:WEIGHTS runs one of its sets of weights (onnx:clean, onnx:jpeg: see `upscaler "
+    "backends`); NAME alone picks them per image as `upscaler batch` does.",
 )
 @click.option(
     "-o",
@@ -33,7 +35,14 @@ __all__ = ["compare"]
 @click.option(
     "--lr-dir",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="Low-resolution inputs, same names as in HR_DIR [default: HR shrunk with bicubic].",
+    help="Low-resolution inputs, same names as in HR_DIR (any image suffix) [default: HR "
+    "shrunk with bicubic].",
+)
+@click.option(
+    "--jpeg-quality",
+    type=click.IntRange(1, 100),
+    help="Save the low-resolution inputs as JPEG of this quality (Pillow, 4:2:0), as stored "
+    "photos are; --lr-dir files that are JPEGs already are used as they are.",
 )
 @click.option("--threads", type=click.IntRange(min=1), help="Threads per backend.")
 @click.option("--rgb-psnr", is_flag=True, help="Also report PSNR over the RGB channels.")
@@ -44,6 +53,7 @@ def compare(
     backend_names: tuple[str, ...],
     out: Path,
     lr_dir: Path | None,
+    jpeg_quality: int | None,
     threads: int | None,
     rgb_psnr: bool,
     engine: str,
@@ -83,14 +93,16 @@ def compare(
             BackendOptions(threads=threads) if threads else None,
             rgb_psnr,
             Where(engine, scheduler, workers, tls),
+            jpeg_quality,
         )
     except EngineError as exc:  # the cluster cannot be joined: as a usage error, exit 2
         click.echo(f"upscaler: error: {exc}", err=True)
         sys.exit(2)
     except UpscalerError as exc:
         raise click.ClickException(str(exc)) from exc
+    width = max(12, *(len(name) + 1 for name in result.backends))
     for name, s in result.summary().items():
         click.echo(
-            f"{name:<12} PSNR {s['psnr']:.2f} dB  SSIM {s['ssim']:.4f}  {s['seconds']:.2f} s"
+            f"{name:<{width}} PSNR {s['psnr']:.2f} dB  SSIM {s['ssim']:.4f}  {s['seconds']:.2f} s"
         )
     click.echo(f"wrote {out / 'index.html'}")

@@ -1,9 +1,11 @@
 """`upscaler compare`: several backends on the same images, scored against ground truth.
 
 It runs through the batch layer: the ground truth (cropped to a multiple of the factor) and
-the low-resolution inputs are staged as PNG files in a temporary folder, then each backend
-is a batch over them on an engine (`local` or `dask`) with the ground truth as `--reference`,
-so the scores are the batch's own. Writes DIR/report.json, DIR/report.csv and a
+the low-resolution inputs are staged in a temporary folder (PNG files; JPEG where the input is
+a JPEG, so that the weights chosen for JPEG inputs see its tables), then each contender (a
+backend, or a backend with one of its sets of weights: "onnx:jpeg") is a batch over them on an
+engine (`local` or `dask`) with the ground truth as `--reference`, so the scores are the
+batch's own. Writes DIR/report.json, DIR/report.csv and a
 self-contained DIR/index.html (crops as PNG files beside it, an inline SVG chart; nothing
 fetched from the network), only once every image has been scored.
 """
@@ -14,6 +16,7 @@ import csv
 import html
 import io
 import json
+import shutil
 import statistics
 import tempfile
 import time
@@ -33,15 +36,15 @@ from .._pixels.metrics import y_channel
 from .._pixels.resize import bicubic_resize
 from .._pixels.size import OutputSize
 from .._plugins.interface import BackendOptions
-from .._plugins.registry import load_backend, plugin_precision
+from .._plugins.registry import backend_models, load_backend, plugin_precision
 from .engines import Engine, Tls, create_engine, split_cores
-from .plan import image_files
+from .plan import find_reference, image_files
 from .report import write_text_atomic
 from .report_html import url_path
 from .spec import Job, Record, Settings
 from .stop import StopSignals
 
-__all__ = ["Comparison", "Where", "compare"]
+__all__ = ["Comparison", "Where", "compare", "contender"]
 
 #: Side of the detail crop shown per image, in output pixels.
 CROP = 48
@@ -90,41 +93,50 @@ def compare(
     options: BackendOptions | None = None,
     rgb_psnr: bool = False,
     where: Where | None = None,
+    jpeg_quality: int | None = None,
 ) -> Comparison:
-    """Run every backend on every image of `hr_dir`, score, and write the three reports.
+    """Run every contender on every image of `hr_dir`, score, and write the three reports.
 
-    `hr_dir` is walked recursively. Where it holds `*_HR.*` files beside `*_LR.*` ones (the
-    layout of Set5, Set14, BSD100...), those pairs whose sizes fit `factor` are compared;
-    otherwise every image is ground truth, its input taken from `lr_dir` (same relative path)
-    or made with antialiased bicubic.
+    A contender is a backend's name, whose weights are chosen per image as `upscaler batch`
+    chooses them (`--input-kind auto`), or "NAME:WEIGHTS" for one of its sets of weights
+    ("onnx:clean", "onnx:jpeg"): `contender` checks it. `hr_dir` is walked recursively. Where
+    it holds `*_HR.*` files beside `*_LR.*` ones (the layout of Set5, Set14, BSD100...), those
+    pairs whose sizes fit `factor` are compared; otherwise every image is ground truth, its
+    input taken from `lr_dir` (same relative path, any image suffix) or made with antialiased
+    bicubic. With
+    `jpeg_quality`, inputs that are not JPEG files already are saved as JPEG at that quality
+    (Pillow, 4:2:0), as stored photos are.
     """
     pairs = _pairs(hr_dir, factor, lr_dir)
     where = where or Where()
     options = options or _threads_for(where, len(pairs))
+    kinds = {spec: contender(spec, factor) for spec in backends}
     chosen = {  # each backend's precision decided once: what "auto" runs as here
-        name: replace(options, precision=plugin_precision(name, options.precision))
-        for name in backends
+        spec: replace(options, precision=plugin_precision(name, options.precision))
+        for spec, (name, _) in kinds.items()
     }
-    for name in backends:  # an unknown or unusable backend stops the run before any work
-        load_backend(name, factor, chosen[name])
+    for spec, (name, _) in kinds.items():  # an unusable backend stops the run before any work
+        load_backend(name, factor, chosen[spec])
     result = Comparison(factor, list(backends))
     with tempfile.TemporaryDirectory(prefix="upscaler-compare-") as tmp:
-        staged = _stage(pairs, factor, Path(tmp))
-        outputs = {}
-        for name in backends:
+        staged = _stage(pairs, factor, Path(tmp), jpeg_quality)
+        outputs: dict[str, list[Record]] = {}
+        for spec, (name, kind) in kinds.items():
             settings = Settings(
                 name,
                 OutputSize(factor=factor),
                 skip_existing=False,
-                options=chosen[name],
+                options=chosen[spec],
                 reference=Path(tmp) / "hr",
                 rgb_psnr=rgb_psnr,
+                input_kind=kind,
             )
-            outputs[name], result.seconds[name] = _run(staged, settings, where, Path(tmp) / name)
+            folder = Path(tmp) / f"out{len(outputs)}"
+            outputs[spec], result.seconds[spec] = _run(staged, settings, where, folder)
         (out / "crops").mkdir(parents=True, exist_ok=True)
         stems: set[str] = set()
         for i, (pair, job) in enumerate(zip(pairs, staged, strict=True)):
-            hr = decode(Path(tmp) / "hr" / job.rel).pixels
+            hr = decode(Path(tmp) / "hr" / job.rel.with_suffix(".png")).pixels
             upscaled = {b: decode(Path(outputs[b][i].dst)).pixels for b in backends}
             stem = _crop_stem(pair.name, stems)
             result.images.append(
@@ -136,6 +148,19 @@ def compare(
             )
     _write_reports(out, result)
     return result
+
+
+def contender(spec: str, factor: int) -> tuple[str, str]:
+    """(backend, --input-kind) of a contender "NAME" (auto) or "NAME:WEIGHTS"; ImageError for
+    weights the backend does not have at `factor` (an unknown backend is load_backend's)."""
+    name, _, weights = spec.partition(":")
+    if not weights:
+        return name, "auto"
+    have = backend_models(name, factor)
+    if weights not in have:
+        offered = ", ".join(f"{name}:{w}" for w in have) or "none"
+        raise ImageError(f"{spec}: {name} has no {weights} weights at x{factor} (has: {offered})")
+    return name, weights
 
 
 def _threads_for(where: Where, images: int) -> BackendOptions:
@@ -161,7 +186,7 @@ def _pairs(hr_dir: Path, factor: int, lr_dir: Path | None) -> list[_Pair]:
     if not marked:
         pairs = [_Pair(p.relative_to(hr_dir).as_posix(), p, None) for p in files]
         if lr_dir is not None:
-            pairs = [_Pair(p.name, p.hr, lr_dir / p.name) for p in pairs]
+            pairs = [_Pair(p.name, p.hr, _given(lr_dir, p.name)) for p in pairs]
         if not pairs:
             raise ImageError(f"no images in {hr_dir}")
         return pairs
@@ -175,6 +200,12 @@ def _pairs(hr_dir: Path, factor: int, lr_dir: Path | None) -> list[_Pair]:
     return pairs
 
 
+def _given(lr_dir: Path, name: str) -> Path:
+    """The input of `name` in `lr_dir`: same relative path, or same stem with any image
+    suffix (photo.png's input may be photo.jpg)."""
+    return find_reference(lr_dir, Path(name)) or lr_dir / name
+
+
 def _fits(hr: Path, lr: Path, factor: int) -> bool:
     """True when the LR image is the HR one's size divided by `factor` (from the headers)."""
     try:
@@ -184,9 +215,11 @@ def _fits(hr: Path, lr: Path, factor: int) -> bool:
         raise ImageError(f"{hr} or {lr}: not a readable image ({exc})") from exc
 
 
-def _stage(pairs: Sequence[_Pair], factor: int, tmp: Path) -> list[Job]:
+def _stage(pairs: Sequence[_Pair], factor: int, tmp: Path, jpeg_quality: int | None) -> list[Job]:
     """Ground truth (cropped to a multiple of `factor`) in tmp/hr and the low-resolution
-    inputs in tmp/lr, as PNG files named by index: one job per image."""
+    inputs in tmp/lr, named by index: one job per image. Inputs are PNG files, but a given
+    JPEG is copied as it is (its quantisation tables choose the weights) and, with
+    `jpeg_quality`, the others are saved as JPEG at that quality."""
     jobs = []
     for i, pair in enumerate(pairs):
         try:
@@ -194,18 +227,39 @@ def _stage(pairs: Sequence[_Pair], factor: int, tmp: Path) -> list[Job]:
         except ImageError as exc:
             raise ImageError(f"{pair.hr}: {exc}") from exc
         lr = _low_resolution(hr, factor, pair.lr)
-        rel = Path(f"{i:06}.png")
-        encode(hr, tmp / "hr" / rel, Metadata())
-        encode(lr, tmp / "lr" / rel, Metadata())
+        encode(hr, tmp / "hr" / f"{i:06}.png", Metadata())
+        if pair.lr is not None and _is_jpeg(pair.lr):
+            rel = Path(f"{i:06}.jpg")
+            (tmp / "lr").mkdir(exist_ok=True)
+            shutil.copyfile(pair.lr, tmp / "lr" / rel)
+        elif jpeg_quality is not None:
+            rel = Path(f"{i:06}.jpg")
+            _save_jpeg(lr, tmp / "lr" / rel, jpeg_quality, pair.name)
+        else:
+            rel = Path(f"{i:06}.png")
+            encode(lr, tmp / "lr" / rel, Metadata())
         jobs.append(Job(tmp / "lr" / rel, tmp / "out" / rel, rel))
     return jobs
+
+
+def _is_jpeg(path: Path) -> bool:
+    with Image.open(path) as im:
+        return im.format in ("JPEG", "MPO")
+
+
+def _save_jpeg(lr: NDArray[Any], path: Path, quality: int, name: str) -> None:
+    """`lr` as a JPEG of `quality` (Pillow's defaults otherwise: 4:2:0, as stored photos)."""
+    if lr.dtype != np.uint8 or (lr.ndim == 3 and lr.shape[2] in (2, 4)):
+        raise ImageError(f"{name}: JPEG cannot hold its 16 bits or transparency (--jpeg-quality)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels_to_pil(lr).save(path, "JPEG", quality=quality)
 
 
 def _run(
     staged: Sequence[Job], settings: Settings, where: Where, folder: Path
 ) -> tuple[list[Record], float]:
     """One backend over every staged image: records in input order, and the wall time."""
-    jobs = [Job(j.src, folder / j.rel, j.rel) for j in staged]
+    jobs = [Job(j.src, folder / j.rel.with_suffix(".png"), j.rel) for j in staged]
     started = time.perf_counter()
     with StopSignals(lambda text: None) as stop:
         records = {r.src: r for r in where.create(len(jobs)).results(jobs, settings, stop)}
