@@ -96,5 +96,5 @@ class EspcnPlugin(BasePlugin):
     consistency_floor: float | None = 42.0
 
     def models(self, factor: int) -> tuple[str, ...]:
-        """The shipped weights for `factor` ("clean", and "jpeg" where trained)."""
+        """The shipped weights for `factor` ("clean", and "jpeg", "jpeg-high" where trained)."""
         return tuple(str(model) for model in shipped_models(factor))

@@ -1,11 +1,13 @@
 """Write weights/manifest.json: sha256 of each shipped model and its Set5 PSNR.
 
 Usage: python scripts/build_manifest.py [SHARED_DIR [FACTS_DIR]]   (after training and export)
-FACTS_DIR holds the espcn_xN.json (and espcn_xN_jpeg.json) files that `upscaler train` wrote
-(default: weights/); their steps, learning rate, branch scale, JPEG qualities, starting model
-and best epoch are copied per model. Models for JPEG inputs (weights/espcn_xN_jpeg.onnx, where
-present) go to "jpeg_models", scored on Set5's low-resolution images saved as JPEG at quality
-75 and 90 (Pillow, 4:2:0) and as they are. Last, each model's unpadded twin is written and
+FACTS_DIR holds the espcn_xN.json (and espcn_xN_jpeg.json, espcn_xN_jpeghigh.json) files that
+`upscaler train` wrote (default: weights/); their steps, learning rate, branch scale, JPEG
+qualities, starting model and best epoch are copied per model (a model without a facts file
+keeps the recipe its entry in the old manifest had). Models for JPEG inputs
+(weights/espcn_xN_jpeg.onnx and espcn_xN_jpeghigh.onnx, where present) go to "jpeg_models" and
+"jpeg_high_models", scored on Set5's low-resolution images saved as JPEG at quality 75 and 90
+(Pillow, 4:2:0) and as they are. Last, each model's unpadded twin is written and
 listed (`scripts/unpadded_models.py`).
 The PSNR comes from the real engine with the onnx backend and the shared protocol; the
 manifest's "training" section is kept as it is.
@@ -50,10 +52,16 @@ def _read_json(path: Path) -> dict[str, Any]:
     return dict(json.loads(path.read_text())) if path.exists() else {}
 
 
-def entry(shared: Path, factor: int, facts_dir: Path, suffix: str = "") -> dict[str, object]:
+def entry(
+    shared: Path, factor: int, facts_dir: Path, before: dict[str, Any], suffix: str = ""
+) -> dict[str, object]:
+    """The manifest entry of one model; its recipe from FACTS_DIR's facts file, else as the
+    manifest had it (`before`: the old entries by ONNX file name)."""
     stem = WEIGHTS / f"espcn_x{factor}{suffix}"
     files = {kind: stem.with_suffix(f".{kind}") for kind in ("onnx", "keras")}
     facts = _read_json(facts_dir / f"{stem.name}.json")
+    kept = before.get(files["onnx"].name, {})
+    recipe = _recipe(facts) if facts else {k: kept[k] for k in (*_CONFIG, *_RESULT) if k in kept}
     digests = {k: hashlib.sha256(p.read_bytes()).hexdigest() for k, p in files.items()}
     scores: dict[str, object] = {"set5_psnr_y": set5_psnr(shared, factor, files["onnx"])}
     if suffix:  # a model for JPEG inputs: scored on JPEG inputs too
@@ -62,35 +70,46 @@ def entry(shared: Path, factor: int, facts_dir: Path, suffix: str = "") -> dict[
     return {
         "factor": factor,
         **{kind: {"file": p.name, "sha256": digests[kind]} for kind, p in files.items()},
-        **_recipe(facts),
+        **recipe,
         **scores,
     }
+
+
+_CONFIG = ("steps", "learning_rate", "branch_scale", "jpeg_quality", "jpeg_variants", "init")
+_RESULT = ("best_epoch", "best_val_whole_psnr")
 
 
 def _recipe(facts: dict[str, Any]) -> dict[str, object]:
     """What differs between factors: steps, learning rate, branches, the epoch kept."""
     config = facts.get("config", {})
-    keys = ("steps", "learning_rate", "branch_scale", "jpeg_quality", "jpeg_variants", "init")
-    found = {k: config[k] for k in keys if config.get(k) is not None}
-    return found | {k: facts[k] for k in ("best_epoch", "best_val_whole_psnr") if k in facts}
+    found = {k: config[k] for k in _CONFIG if config.get(k) is not None}
+    return found | {k: facts[k] for k in _RESULT if k in facts}
+
+
+#: File name suffix -> manifest key prefix of each kind of weights: "models", "jpeg_models"...
+_KEYS = {"": "", "_jpeg": "jpeg_", "_jpeghigh": "jpeg_high_"}
 
 
 def main() -> None:
     shared = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared"
     facts_dir = Path(sys.argv[2]) if len(sys.argv) > 2 else WEIGHTS
     old = _read_json(WEIGHTS / "manifest.json")
-    models = [entry(shared, f, facts_dir) for f in (2, 3, 4)]
-    jpeg = [
-        entry(shared, f, facts_dir, "_jpeg")
-        for f in (2, 3, 4)
-        if (WEIGHTS / f"espcn_x{f}_jpeg.onnx").exists()
-    ]
+    before = {e["onnx"]["file"]: e for key in _KEYS.values() for e in old.get(f"{key}models", [])}
+    models = [entry(shared, f, facts_dir, before) for f in (2, 3, 4)]
     manifest = {"training": old.get("training", {}), "models": models}  # facts of FACTS_DIR
-    if jpeg:
-        manifest["jpeg_training"] = old.get("jpeg_training", {})
-        manifest["jpeg_models"] = jpeg
+    every = list(models)
+    for suffix, key in list(_KEYS.items())[1:]:
+        found = [
+            entry(shared, f, facts_dir, before, suffix)
+            for f in (2, 3, 4)
+            if (WEIGHTS / f"espcn_x{f}{suffix}.onnx").exists()
+        ]
+        if found:
+            manifest[f"{key}training"] = old.get(f"{key}training", {})
+            manifest[f"{key}models"] = found
+            every += found
     (WEIGHTS / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    print(json.dumps(models + jpeg, indent=2))
+    print(json.dumps(every, indent=2))
     unpadded_models.main()  # each model's unpadded twin, added to the manifest
 
 

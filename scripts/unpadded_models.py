@@ -75,7 +75,7 @@ def write_twin(model: Path) -> Path:
 def main() -> None:
     path = WEIGHTS / "manifest.json"
     manifest = json.loads(path.read_text())
-    for key in ("models", "jpeg_models"):
+    for key in ("models", "jpeg_models", "jpeg_high_models"):
         for entry in manifest.get(key, []):
             twin = write_twin(WEIGHTS / entry["onnx"]["file"])
             digest = hashlib.sha256(twin.read_bytes()).hexdigest()

@@ -14,7 +14,7 @@ import pytest
 from conftest import SET5, run_cli
 from upscaler._errors import BackendError
 from upscaler._images.codec import decode
-from upscaler._plugins.weights import manifest, shipped_weights, verify_file
+from upscaler._plugins.weights import manifest, shipped_models, shipped_weights, verify_file
 
 
 def test_manifest_lists_every_factor_with_hashes_that_match() -> None:
@@ -96,14 +96,16 @@ def test_shipped_onnx_models_cost_what_the_architecture_costs(factor: int) -> No
     """Multiply-adds per input pixel from the ONNX graph's Conv weights (issue 16): retrained
     weights must keep 64x5x5, 32x3x3, 32x3x3 and factor^2 x 3x3, nothing more."""
     onnx = pytest.importorskip("onnx")
-    graph = onnx.load(str(shipped_weights(factor, "onnx"))).graph
-    dims = {t.name: tuple(t.dims) for t in graph.initializer}
-    convs = [dims[n.input[1]] for n in graph.node if n.op_type == "Conv"]
-    assert convs == [(64, 1, 5, 5), (32, 64, 3, 3), (32, 32, 3, 3), (factor**2, 32, 3, 3)]
-    assert sum(int(np.prod(c)) for c in convs) == {2: 30_400, 3: 31_840, 4: 33_856}[factor]
+    assert shipped_models(factor) == ("clean", "jpeg", "jpeg-high")
+    for model in shipped_models(factor):  # those for JPEG inputs cost the same
+        graph = onnx.load(str(shipped_weights(factor, "onnx", model))).graph
+        dims = {t.name: tuple(t.dims) for t in graph.initializer}
+        convs = [dims[n.input[1]] for n in graph.node if n.op_type == "Conv"]
+        assert convs == [(64, 1, 5, 5), (32, 64, 3, 3), (32, 32, 3, 3), (factor**2, 32, 3, 3)]
+        assert sum(int(np.prod(c)) for c in convs) == {2: 30_400, 3: 31_840, 4: 33_856}[factor]
 
 
-@pytest.mark.parametrize("model", ["clean", "jpeg"])
+@pytest.mark.parametrize("model", ["clean", "jpeg", "jpeg-high"])
 @pytest.mark.parametrize("factor", [2, 3, 4])
 def test_each_unpadded_twin_gives_its_models_output_of_the_cores(factor: int, model: str) -> None:
     """The twin (scripts/unpadded_models.py) on a tile with 5 pixels of context around its

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from conftest import SET5, photo, run_cli
-from upscaler._images.jpeg import estimate_quality
+from upscaler._images.jpeg import estimate_quality, weights_for
 from upscaler.plugin import shipped_models
 
 
@@ -49,6 +49,7 @@ def inputs(tmp_path: Path) -> Path:
     im.save(src / "q75.jpg", quality=75)
     im.save(src / "q90.jpg", quality=90)
     im.save(src / "q95.jpg", quality=95)
+    im.save(src / "q97.jpg", quality=97)
     im.save(src / "clean.png")
     stereo = src / "stereo.jpg"  # an MPO (two pictures), named as cameras name them
     im.save(stereo, "MPO", quality=80, save_all=True, append_images=[photo(60, 40, seed=1)])
@@ -60,8 +61,8 @@ def inputs(tmp_path: Path) -> Path:
 
 @pytest.mark.slow
 def test_each_input_gets_the_weights_for_what_it_is(inputs: Path, tmp_path: Path) -> None:
-    """--input-kind auto (the default): JPEGs under quality 92 get the JPEG weights where the
-    factor has them (x3), everything else the clean ones; the report says which, with the
+    """--input-kind auto (the default): JPEGs up to quality 85 get the jpeg weights, 86 to 96
+    the jpeg-high ones, everything else the clean ones; the report says which, with the
     estimated quality; -v says it too."""
     report = tmp_path / "r.json"
     ran = run_cli(
@@ -69,12 +70,13 @@ def test_each_input_gets_the_weights_for_what_it_is(inputs: Path, tmp_path: Path
     )
     assert ran.returncode == 0, ran.stderr
     got = {name: (r["model"], r["jpeg_quality"]) for name, r in _records(report).items()}
-    jpeg = "jpeg" if "jpeg" in shipped_models(3) else "clean"
-    assert got["q75.jpg"] == (jpeg, 75) and got["q90.jpg"] == (jpeg, 90)  # under CLEAN_FROM 92
-    assert got["q95.jpg"] == ("clean", 95) and got["clean.png"] == ("clean", None)
-    assert got["stereo.jpg"] == (jpeg, 80)
-    assert got["camera.jpg"][0] == jpeg and abs(got["camera.jpg"][1] - 85) <= 2  # type: ignore[operator]
-    assert f"{jpeg} weights, JPEG q75)" in ran.stderr
+    assert got["q75.jpg"] == ("jpeg", 75) and got["q90.jpg"] == ("jpeg-high", 90)
+    assert got["q95.jpg"] == ("jpeg-high", 95) and got["q97.jpg"] == ("clean", 97)
+    assert got["clean.png"] == ("clean", None)
+    assert got["stereo.jpg"] == ("jpeg", 80)
+    assert got["camera.jpg"] == ("jpeg", 85)  # tables of its own, near libjpeg's q85
+    assert "jpeg weights, JPEG q75)" in ran.stderr
+    assert "jpeg-high weights, JPEG q90)" in ran.stderr
     header = tmp_path / "r.csv"
     csv_run = run_cli("batch", inputs / "q75.jpg", "-o", tmp_path / "csv", "--report", header)
     assert csv_run.returncode == 0 and "model" in header.read_text().splitlines()[0]
@@ -84,14 +86,13 @@ def test_each_input_gets_the_weights_for_what_it_is(inputs: Path, tmp_path: Path
 def test_the_kind_can_be_forced_and_own_weights_are_never_switched(
     inputs: Path, tmp_path: Path
 ) -> None:
-    for kind in ("clean", "jpeg"):
+    for kind in ("clean", "jpeg", "jpeg-high"):
         report = tmp_path / f"{kind}.json"
         ran = run_cli(
             "batch", inputs, "-o", tmp_path / kind, "--input-kind", kind, "--report", report
         )
         assert ran.returncode == 0, ran.stderr
-        expected = kind if kind in shipped_models(3) else "clean"
-        assert {r["model"] for r in _records(report).values()} == {expected}
+        assert {r["model"] for r in _records(report).values()} == {kind}
     from upscaler.plugin import shipped_weights
 
     own = tmp_path / "own.json"
@@ -115,7 +116,7 @@ def test_the_kind_can_be_forced_and_own_weights_are_never_switched(
     ran = run_cli(
         "batch", inputs / "q75.jpg", "-o", tmp_path / "x2", "--factor", "2", "--report", x2
     )
-    assert _records(x2)["q75.jpg"]["model"] == ("jpeg" if "jpeg" in shipped_models(2) else "clean")
+    assert _records(x2)["q75.jpg"]["model"] == "jpeg"
 
 
 @pytest.mark.skipif("jpeg" not in shipped_models(3), reason="no JPEG weights for x3 shipped")
@@ -191,3 +192,13 @@ def test_compare_sets_the_weights_against_each_other_on_jpeg_inputs(tmp_path: Pa
     wrong = run_cli("compare", hr, "--backend", "bicubic:jpeg", "-o", tmp_path / "wrong")
     assert wrong.returncode == 1 and "bicubic has no jpeg weights at x3" in wrong.stderr
     assert not (tmp_path / "wrong").exists()
+
+
+def test_each_quality_band_has_its_weights() -> None:
+    """The bands chosen on held-out photos (docs/training.md): up to 85 "jpeg", 86 to 96
+    "jpeg-high", 97 and up (and every input that is not a JPEG) "clean"."""
+    assert [weights_for(q) for q in (10, 50, 85, 86, 96, 97, 100, None)] == [
+        *["jpeg"] * 3,
+        *["jpeg-high"] * 2,
+        *["clean"] * 3,
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -46,6 +47,15 @@ def test_wheel_installs_everything_under_upscaler(tmp_path: Path) -> None:
         "upscaler/py.typed",
     ):
         assert needed in names
+    listed = json.loads((ROOT / "weights" / "manifest.json").read_text())
+    files = {
+        f"upscaler/weights/{entry[kind]['file']}"
+        for key, entries in listed.items()
+        if key.endswith("models")
+        for entry in entries
+        for kind in ("onnx", "onnx_unpadded", "keras")
+    }
+    assert len(files) == 27 and files <= set(names)  # 3 kinds x 3 factors x 3 files
     entry_points = (
         zipfile.ZipFile(wheel)
         .read(next(n for n in names if n.endswith("entry_points.txt")))

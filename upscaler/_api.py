@@ -46,9 +46,10 @@ def upscale_array(
     that serves it, then an antialiased bicubic resize to the exact size; with `shrink`, a
     larger image is made smaller to `width`, `height` or `fit` (else it keeps its size).
     The backend defaults to `upscaler batch`'s: openvino (bfloat16) where the CPU computes
-    bfloat16 natively, else onnx. `model="jpeg"` runs the weights trained for JPEG inputs
-    (pixels carry no file to tell: say so for pixels decoded from a JPEG) at the first
-    network pass; a factor without them raises BackendError.
+    bfloat16 natively, else onnx. `model="jpeg"` runs the weights trained for JPEG inputs,
+    `model="jpeg-high"` those for JPEGs of quality 86 to 96 (pixels carry no file to tell:
+    say so for pixels decoded from a JPEG) at the first network pass; a factor without
+    them raises BackendError.
     """
     if factor is not None and (isinstance(factor, bool) or not isinstance(factor, int)):
         raise TypeError(f"factor must be an int (2, 3 or 4), not {factor!r}")

@@ -14,6 +14,7 @@ from .._defaults import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_QUALITY,
 )
+from .._images.jpeg import CLEAN_FROM, HIGH_FROM
 from .._pixels.size import OutputSize
 from .._plugins.precision import PRECISIONS
 from .options import (
@@ -103,12 +104,13 @@ def _output_size(options: dict[str, Any]) -> OutputSize:
 )
 @click.option(
     "--input-kind",
-    type=click.Choice(["auto", "clean", "jpeg"]),
+    type=click.Choice(["auto", "clean", "jpeg", "jpeg-high"]),
     default="auto",
     show_default=True,
-    help="Which shipped weights: auto picks per image, the JPEG weights for a JPEG whose "
-    "quantisation tables say quality 91 or less (shipped for x2, x3 and x4), "
-    "else the clean ones; clean or jpeg forces one. --weights is never switched.",
+    help="Which shipped weights: auto picks per image from a JPEG's quantisation tables, "
+    f"the jpeg weights up to quality {HIGH_FROM - 1}, jpeg-high from {HIGH_FROM} to "
+    f"{CLEAN_FROM - 1}, the clean ones for everything else (`upscaler backends` lists the "
+    "factors of each); clean, jpeg or jpeg-high forces one. --weights is never switched.",
 )
 @click.option(
     "--weights",

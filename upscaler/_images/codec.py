@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 import cv2
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, ImageCms, PngImagePlugin, TiffImagePlugin
+from PIL import Image, PngImagePlugin, TiffImagePlugin
 
 from .._defaults import DEFAULT_MAX_DECODE_PIXELS
 from .._errors import ImageError, file_reason
@@ -386,6 +386,8 @@ def _register_heif() -> None:
 
 def _cmyk_to_srgb(im: Image.Image, meta: Metadata) -> tuple[NDArray[Any], Metadata]:
     """Convert CMYK through its embedded ICC profile to sRGB; the output then carries sRGB."""
+    from PIL import ImageCms  # here: few images need it (its import: 3 ms)
+
     srgb = ImageCms.createProfile("sRGB")
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(meta.icc_profile or b""))
@@ -639,6 +641,8 @@ def _to_srgb(im: Image.Image, icc: bytes) -> Image.Image:
     embed a profile (its files say sRGB), so the colours are carried instead."""
     if im.mode not in ("RGB", "RGBA"):
         return im
+    from PIL import ImageCms  # here: few images need it (its import: 3 ms)
+
     try:
         source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
         srgb = ImageCms.createProfile("sRGB")

@@ -14,12 +14,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from functools import cache
 
-__all__ = ["CLEAN_FROM", "estimate_quality"]
+__all__ = ["CLEAN_FROM", "HIGH_FROM", "estimate_quality", "weights_for"]
 
-#: JPEGs of this estimated quality or above get the clean weights: on 20 held-out BSDS500
-#: photos at x3 the JPEG weights won at quality 90 (+0.05 dB) and lost from 93 (-0.09 dB;
-#: -0.21 at 95), although they were trained on qualities 50 to 95.
-CLEAN_FROM = 92
+#: JPEGs of this estimated quality or above get the clean weights, those from HIGH_FROM up to
+#: it the weights trained on qualities 86-95 ("jpeg-high"), those under HIGH_FROM the weights
+#: trained on 50-95 ("jpeg"). Chosen on 20 held-out BSDS500 photos at x2, x3 and x4
+#: (`benchmarks/jpeg_quality.py --hr-dir`, docs/training.md): jpeg-high beat jpeg from
+#: quality 86 (+0.02 to +0.06 dB) and tied or beat the clean weights up to 96, which won
+#: from 97 (+0.03 to +0.04).
+CLEAN_FROM = 97
+HIGH_FROM = 86
 
 _LUMINANCE = (
     16, 11, 10, 16, 24, 40, 51, 61,
@@ -56,3 +60,11 @@ def estimate_quality(tables: Mapping[int, Sequence[int]] | None) -> int | None:
     # sums fall as quality rises; the closest one, the higher quality on a tie
     best = min(range(100), key=lambda i: (abs(sums[i] - total), -i))
     return best + 1
+
+
+def weights_for(quality: int | None) -> str:
+    """The shipped weights for an input of this estimated JPEG quality (None: not a JPEG):
+    "clean", "jpeg-high" or "jpeg"."""
+    if quality is None or quality >= CLEAN_FROM:
+        return "clean"
+    return "jpeg-high" if quality >= HIGH_FROM else "jpeg"

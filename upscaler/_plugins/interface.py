@@ -34,9 +34,9 @@ class BackendOptions:
     #: Images this process runs through the backend at the same time (threads calling
     #: `upscale`); None: as many as `threads` leaves cores for.
     concurrent: int | None = None
-    #: Which of a backend's own weights: "clean" (photos as they are) or "jpeg" (photos
-    #: stored as JPEG). A plugin lists what it has for a factor in `models(factor)`; one
-    #: that has none ignores this.
+    #: Which of a backend's own weights: "clean" (photos as they are), "jpeg" (photos stored
+    #: as JPEG) or "jpeg-high" (JPEGs of high quality). A plugin lists what it has for a
+    #: factor in `models(factor)`; one that has none ignores this.
     model: str = "clean"
 
 
@@ -112,7 +112,8 @@ class BackendPlugin(Protocol):
         ...
 
     def models(self, factor: int) -> tuple[str, ...]:
-        """Its own weights for `factor`: "clean", and "jpeg" where trained; () for none."""
+        """Its own weights for `factor`: "clean", and "jpeg", "jpeg-high" where trained; ()
+        for none."""
         ...
 
     def default_rank(self, device: str) -> int:

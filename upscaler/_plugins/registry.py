@@ -155,8 +155,8 @@ def default_backend(device: str = "cpu") -> str:
 @lru_cache(maxsize=32)
 def backend_models(name: str, factor: int) -> tuple[str, ...]:
     """The weights a backend has for `factor` (its optional `models(factor)`: "clean", and
-    "jpeg" where trained); () for a backend without a choice of weights (bicubic, most
-    plugins)."""
+    "jpeg", "jpeg-high" where trained); () for a backend without a choice of weights
+    (bicubic, most plugins)."""
     return tuple(load_plugin(name).models(factor))
 
 

@@ -11,7 +11,11 @@ from typing import Any
 
 from .._errors import BackendError
 
-__all__ = ["manifest", "shipped_models", "shipped_weights", "verify_file"]
+__all__ = ["MODELS", "manifest", "shipped_models", "shipped_weights", "verify_file"]
+
+#: Every kind of shipped weights, in this order: "clean" (photos as they are), "jpeg" (JPEGs,
+#: trained on qualities 50-95) and "jpeg-high" (JPEGs, trained on qualities 86-95).
+MODELS = ("clean", "jpeg", "jpeg-high")
 
 #: The package that holds the files (the repository's top-level `weights/` folder).
 PACKAGE = "upscaler.weights"
@@ -30,19 +34,19 @@ def manifest() -> dict[str, Any]:
 
 
 def _entries(model: str) -> list[dict[str, Any]]:
-    """The manifest's entries of `model`: "models" (clean) or "jpeg_models"."""
-    key = "models" if model == "clean" else f"{model}_models"
+    """The manifest's entries of `model`: "models" (clean), "jpeg_models", "jpeg_high_models"."""
+    key = "models" if model == "clean" else f"{model.replace('-', '_')}_models"
     return list(manifest().get(key, []))
 
 
 def shipped_models(factor: int) -> tuple[str, ...]:
-    """The shipped models for `factor`: "clean", and "jpeg" where it has been trained."""
-    return tuple(m for m in ("clean", "jpeg") if any(e["factor"] == factor for e in _entries(m)))
+    """The shipped models for `factor`, of `MODELS` those trained for it."""
+    return tuple(m for m in MODELS if any(e["factor"] == factor for e in _entries(m)))
 
 
 def shipped_weights(factor: int, kind: str, model: str = "clean") -> Path:
-    """Path of the shipped `kind` ("onnx" or "keras") file of `model` ("clean" or "jpeg")
-    for `factor`, verified."""
+    """Path of the shipped `kind` ("onnx", "onnx_unpadded" or "keras") file of `model` (one
+    of `MODELS`) for `factor`, verified."""
     entry = next((m for m in _entries(model) if m["factor"] == factor), None)
     if entry is None:
         raise BackendError(f"no shipped {model} weights for x{factor}")

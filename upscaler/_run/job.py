@@ -43,7 +43,7 @@ from .._images.codec import (
     whole_writer,
 )
 from .._images.frames import Animation, describe, read_frames
-from .._images.jpeg import CLEAN_FROM
+from .._images.jpeg import weights_for
 from .._memory import ensure_flat_heap, give_back
 from .._pixels.metrics import score
 from .._pixels.pipeline import Watch, output_rows
@@ -246,10 +246,11 @@ def _backends(settings: Settings, model: str | None = None) -> Callable[[int, bo
 
 
 def _model_for(settings: Settings, passes: tuple[int, ...], jpeg_quality: int | None) -> str | None:
-    """Which weights the first network pass runs: "own" (--weights: never switched), "jpeg"
-    for a JPEG under quality CLEAN_FROM (or when --input-kind jpeg asks) where the backend
-    has JPEG weights for the factor, else "clean"; None when no network runs or the backend
-    has no choice of weights (bicubic, most plugins)."""
+    """Which weights the first network pass runs: "own" (--weights: never switched), the
+    weights --input-kind names, or with auto those for the input's JPEG quality
+    (`jpeg.weights_for`); where the backend lacks them for the factor, the nearest it has
+    ("jpeg-high", then "jpeg", then "clean"). None when no network runs or the backend has no
+    choice of weights (bicubic, most plugins)."""
     if not passes:
         return None
     if settings.options.weights is not None:
@@ -259,9 +260,12 @@ def _model_for(settings: Settings, passes: tuple[int, ...], jpeg_quality: int | 
         return None
     wanted = settings.input_kind
     if wanted == "auto":
-        compressed = jpeg_quality is not None and jpeg_quality < CLEAN_FROM
-        wanted = "jpeg" if compressed else "clean"
-    return wanted if wanted in models else "clean"
+        wanted = weights_for(jpeg_quality)
+    return next((m for m in _NEAREST[wanted] if m in models), "clean")
+
+
+#: The weights to fall back on, nearest first, where a factor lacks those asked for.
+_NEAREST = {"clean": ("clean",), "jpeg": ("jpeg",), "jpeg-high": ("jpeg-high", "jpeg")}
 
 
 def _process_frames(

@@ -81,7 +81,8 @@ class Settings:
     max_frames: int = DEFAULT_MAX_FRAMES
     #: Largest picture decoded whole (not in strips), in pixels (--max-decode-pixels).
     max_decode_pixels: int = DEFAULT_MAX_DECODE_PIXELS
-    #: --input-kind: "auto" (each JPEG's quality picks the weights), "clean" or "jpeg".
+    #: --input-kind: "auto" (each JPEG's quality picks the weights), "clean", "jpeg" or
+    #: "jpeg-high".
     input_kind: str = "auto"
 
 
@@ -102,7 +103,8 @@ class Record:
     scale: float | None = None
     #: Frames (or pages) of an animation or multi-page file; None for a still image.
     frames: int | None = None
-    #: The weights the network ran: "clean", "jpeg" (for JPEG inputs) or "own" (--weights);
+    #: The weights the network ran: "clean", "jpeg", "jpeg-high" (for JPEG inputs) or "own"
+    #: (--weights);
     #: None without a choice (bicubic, plugins without weights of their own, no network).
     model: str | None = None
     #: A JPEG input's quality estimated from its quantisation tables; None for other formats.
