@@ -313,15 +313,27 @@ def matmul_gflops() -> str:
     return f"numpy float32 4096x4096 matrix product: {float(out.stdout):.0f} GFLOP/s"
 
 
-def startup(folders: dict[str, Path], work: Path, script: Path, ours: list[str]) -> list[str]:
+def startup(
+    folders: dict[str, Path], work: Path, script: Path, ours: list[str], with_peer: bool
+) -> list[str]:
+    """`upscaler --help`, and one small photo (PNG out: what a per-upload hook runs) by each
+    backend of `ours` and the peer script, alternating, 5 rounds, medians and ratios."""
     help_runs = [timed([str(script), "--help"]).seconds for _ in range(5)]
     one = work / "one"
     one.mkdir()
     shutil.copy(next(folders["small"].iterdir()), one)
-    line = f"upscaler --help: {statistics.median(help_runs):.3f} s; one image:"
-    for backend in ours:
-        cmd = upscaler_cmd(script, one, work / "one-out", backend, "png")
-        line += f" {backend} {statistics.median(timed(cmd).seconds for _ in range(3)):.3f} s,"
+    cmds = {b: upscaler_cmd(script, one, work / "one-out", b, "png") for b in ours}
+    if with_peer:
+        cmds["peer"] = peer_cmd(one, work / "one-peer", "png")
+    times: dict[str, list[float]] = {name: [] for name in cmds}
+    for _ in range(5):
+        for name, cmd in cmds.items():
+            times[name].append(timed(cmd).seconds)
+    medians = {name: statistics.median(t) for name, t in times.items()}
+    line = f"upscaler --help: {statistics.median(help_runs):.3f} s; one image (PNG out):"
+    for name, seconds in medians.items():
+        ratio = f" ({seconds / medians['peer']:.2f}x the peer)" if with_peer else ""
+        line += f" {name} {seconds:.3f} s{ratio if name != 'peer' else ''},"
     return [line.rstrip(",")]
 
 
@@ -469,7 +481,7 @@ def _run(args: argparse.Namespace) -> int:
             *in_memory(folders, ours, with_peer),
             network_only(ours),
             matmul_gflops(),
-            *startup(folders, work, script, ours),
+            *startup(folders, work, script, ours, with_peer),
             stage_breakdown(folders["small"], work, script, ours[0]),
         ]:
             print(line, flush=True)

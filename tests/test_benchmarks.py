@@ -67,6 +67,8 @@ def test_throughput_benchmark_runs_on_tiny_folders() -> None:
     assert sum(line.startswith("network only") for line in out.stdout.splitlines()) == 1
     assert f"default backend {default_backend()} (" in out.stdout.splitlines()[0]
     assert "GFLOP/s" in out.stdout and "upscaler --help:" in out.stdout
+    (one,) = [line for line in out.stdout.splitlines() if "one image (PNG out):" in line]
+    assert (re.search(r"onnx [\d.]+ s \([\d.]+x the peer\)", one) is not None) == timed_peer, one
     (stages,) = [line for line in out.stdout.splitlines() if line.startswith("stages")]
     if "not measured" not in stages:  # py-spy is there: every stage named, in percent
         shares = re.findall(r"([a-z][^,:]*?) (\d+)%", stages.partition(": ")[2])
