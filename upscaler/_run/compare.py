@@ -5,9 +5,9 @@ the low-resolution inputs are staged in a temporary folder (PNG files; JPEG wher
 a JPEG, so that the weights chosen for JPEG inputs see its tables), then each contender (a
 backend, or a backend with one of its sets of weights: "onnx:jpeg") is a batch over them on an
 engine (`local` or `dask`) with the ground truth as `--reference`, so the scores are the
-batch's own. Writes DIR/report.json, DIR/report.csv and a
-self-contained DIR/index.html (crops as PNG files beside it, an inline SVG chart; nothing
-fetched from the network), only once every image has been scored.
+batch's own. Writes DIR/report.json, DIR/report.csv and a self-contained DIR/index.html (crops
+as PNG files beside it, an inline SVG chart; nothing fetched from the network), only once every
+image has been scored.
 """
 
 from __future__ import annotations
@@ -103,9 +103,8 @@ def compare(
     it holds `*_HR.*` files beside `*_LR.*` ones (the layout of Set5, Set14, BSD100...), those
     pairs whose sizes fit `factor` are compared; otherwise every image is ground truth, its
     input taken from `lr_dir` (same relative path, any image suffix) or made with antialiased
-    bicubic. With
-    `jpeg_quality`, inputs that are not JPEG files already are saved as JPEG at that quality
-    (Pillow, 4:2:0), as stored photos are.
+    bicubic. With `jpeg_quality`, inputs that are not JPEG files already are saved as JPEG at
+    that quality (Pillow, 4:2:0), as stored photos are.
     """
     pairs = _pairs(hr_dir, factor, lr_dir)
     where = where or Where()

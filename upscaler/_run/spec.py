@@ -104,8 +104,8 @@ class Record:
     #: Frames (or pages) of an animation or multi-page file; None for a still image.
     frames: int | None = None
     #: The weights the network ran: "clean", "jpeg", "jpeg-high" (for JPEG inputs) or "own"
-    #: (--weights);
-    #: None without a choice (bicubic, plugins without weights of their own, no network).
+    #: (--weights); None without a choice (bicubic, plugins without weights of their own, no
+    #: network).
     model: str | None = None
     #: A JPEG input's quality estimated from its quantisation tables; None for other formats.
     jpeg_quality: int | None = None
