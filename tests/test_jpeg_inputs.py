@@ -80,6 +80,12 @@ def test_each_input_gets_the_weights_for_what_it_is(inputs: Path, tmp_path: Path
     header = tmp_path / "r.csv"
     csv_run = run_cli("batch", inputs / "q75.jpg", "-o", tmp_path / "csv", "--report", header)
     assert csv_run.returncode == 0 and "model" in header.read_text().splitlines()[0]
+    page = tmp_path / "r.html"
+    html_run = run_cli("batch", inputs / "q90.jpg", "-o", tmp_path / "html", "--report", page)
+    assert html_run.returncode == 0, html_run.stderr
+    text = page.read_text()
+    assert "<th>model</th><th>jpeg_quality</th>" in text
+    assert "<td>jpeg-high</td><td>90</td>" in text
 
 
 @pytest.mark.slow

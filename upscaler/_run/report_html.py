@@ -167,6 +167,8 @@ _COLUMNS = [
     "psnr_rgb",
     "input",
     "output",
+    "model",
+    "jpeg_quality",
     "seconds",
     "reference",
 ]
