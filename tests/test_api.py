@@ -97,3 +97,30 @@ def test_the_api_takes_the_sizes_of_the_cli(
         upscaler.upscale_array(np.asarray(src), 2, scale=2.0)
     with pytest.raises(ValueError):
         upscaler.upscale_array(np.asarray(src), scale=9.0)
+
+
+def test_a_jpeg_image_gets_the_weights_the_command_would_pick(tmp_path: Path) -> None:
+    """upscale_image reads a JPEG's quantisation tables as `upscaler batch` does: q90 runs
+    jpeg-high, q75 jpeg, a PNG the clean weights; arrays take `jpeg_quality`; `model` and
+    `weights` override it."""
+    im = photo(48, 32)
+    paths = {"q90": tmp_path / "q90.jpg", "q75": tmp_path / "q75.jpg", "png": tmp_path / "a.png"}
+    im.save(paths["q90"], quality=90)
+    im.save(paths["q75"], quality=75)
+    im.save(paths["png"])
+
+    def up(name: str, **options: object) -> np.ndarray:
+        with Image.open(paths[name]) as opened:
+            return np.asarray(upscaler.upscale_image(opened, backend="onnx", **options))
+
+    for name, model in (("q90", "jpeg-high"), ("q75", "jpeg"), ("png", "clean")):
+        assert np.array_equal(up(name), up(name, model=model)), name
+    assert not np.array_equal(up("q90"), up("q90", model="clean"))
+    assert np.array_equal(up("q90", jpeg_quality=None), up("q90", model="clean"))
+    with Image.open(paths["q75"]) as opened:
+        pixels = np.asarray(opened.convert("RGB"))
+    by_quality = upscaler.upscale_array(pixels, backend="onnx", jpeg_quality=75)
+    assert np.array_equal(by_quality, upscaler.upscale_array(pixels, backend="onnx", model="jpeg"))
+    plain = upscaler.upscale_array(pixels, backend="onnx")
+    assert np.array_equal(plain, upscaler.upscale_array(pixels, backend="onnx", model="clean"))
+    assert not np.array_equal(plain, by_quality)

@@ -24,6 +24,7 @@ __all__ = [
     "load_backend",
     "load_plugin",
     "loaded_backends",
+    "nearest_model",
     "plugin_precision",
 ]
 
@@ -158,6 +159,23 @@ def backend_models(name: str, factor: int) -> tuple[str, ...]:
     "jpeg", "jpeg-high" where trained); () for a backend without a choice of weights
     (bicubic, most plugins)."""
     return tuple(load_plugin(name).models(factor))
+
+
+#: The weights to fall back on, nearest first, where a backend lacks those asked for.
+_NEAREST = {
+    "clean": ("clean",),
+    "jpeg": ("jpeg", "clean"),
+    "jpeg-high": ("jpeg-high", "jpeg", "clean"),
+}
+
+
+def nearest_model(name: str, factor: int, wanted: str) -> str | None:
+    """The weights of backend `name` at `factor` nearest to `wanted` ("jpeg-high", then
+    "jpeg", then "clean"); None for a backend without a choice of weights."""
+    models = backend_models(name, factor)
+    if not models:
+        return None
+    return next((m for m in _NEAREST.get(wanted, (wanted,)) if m in models), models[0])
 
 
 _DEFAULT_OPTIONS = BackendOptions()

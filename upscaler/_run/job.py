@@ -50,7 +50,7 @@ from .._pixels.pipeline import Watch, output_rows
 from .._pixels.rows import Rows, Window, from_array
 from .._pixels.size import checked_size, network_passes
 from .._plugins.interface import Backend
-from .._plugins.registry import backend_models, load_backend
+from .._plugins.registry import load_backend, nearest_model
 from .budget import BUDGET, estimate_bytes
 from .plan import find_reference
 from .spec import Job, Record, Settings, TileCallback
@@ -249,23 +249,16 @@ def _model_for(settings: Settings, passes: tuple[int, ...], jpeg_quality: int | 
     """Which weights the first network pass runs: "own" (--weights: never switched), the
     weights --input-kind names, or with auto those for the input's JPEG quality
     (`jpeg.weights_for`); where the backend lacks them for the factor, the nearest it has
-    ("jpeg-high", then "jpeg", then "clean"). None when no network runs or the backend has no
-    choice of weights (bicubic, most plugins)."""
+    (`registry.nearest_model`). None when no network runs or the backend has no choice of
+    weights (bicubic, most plugins)."""
     if not passes:
         return None
     if settings.options.weights is not None:
         return "own"
-    models = backend_models(settings.backend, passes[0])
-    if not models:
-        return None
     wanted = settings.input_kind
     if wanted == "auto":
         wanted = weights_for(jpeg_quality)
-    return next((m for m in _NEAREST[wanted] if m in models), "clean")
-
-
-#: The weights to fall back on, nearest first, where a factor lacks those asked for.
-_NEAREST = {"clean": ("clean",), "jpeg": ("jpeg",), "jpeg-high": ("jpeg-high", "jpeg")}
+    return nearest_model(settings.backend, passes[0], wanted)
 
 
 def _process_frames(
