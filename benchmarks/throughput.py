@@ -332,8 +332,10 @@ def startup(
     medians = {name: statistics.median(t) for name, t in times.items()}
     line = f"upscaler --help: {statistics.median(help_runs):.3f} s; one image (PNG out):"
     for name, seconds in medians.items():
-        ratio = f" ({seconds / medians['peer']:.2f}x the peer)" if with_peer else ""
-        line += f" {name} {seconds:.3f} s{ratio if name != 'peer' else ''},"
+        line += f" {name} {seconds:.3f} s"
+        if with_peer and name != "peer":
+            line += f" ({seconds / medians['peer']:.2f}x the peer)"
+        line += ","
     return [line.rstrip(",")]
 
 

@@ -94,7 +94,7 @@ def main() -> None:
     shared = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT.parent / "shared"
     facts_dir = Path(sys.argv[2]) if len(sys.argv) > 2 else WEIGHTS
     old = _read_json(WEIGHTS / "manifest.json")
-    before = {e["onnx"]["file"]: e for key in _KEYS.values() for e in old.get(f"{key}models", [])}
+    before = {e["onnx"]["file"]: e for k, v in old.items() if k.endswith("models") for e in v}
     models = [entry(shared, f, facts_dir, before) for f in (2, 3, 4)]
     manifest = {"training": old.get("training", {}), "models": models}  # facts of FACTS_DIR
     every = list(models)

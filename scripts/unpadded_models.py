@@ -75,8 +75,8 @@ def write_twin(model: Path) -> Path:
 def main() -> None:
     path = WEIGHTS / "manifest.json"
     manifest = json.loads(path.read_text())
-    for key in ("models", "jpeg_models", "jpeg_high_models"):
-        for entry in manifest.get(key, []):
+    for key in [k for k in manifest if k.endswith("models")]:  # models, jpeg_models...
+        for entry in manifest[key]:
             twin = write_twin(WEIGHTS / entry["onnx"]["file"])
             digest = hashlib.sha256(twin.read_bytes()).hexdigest()
             entry["onnx_unpadded"] = {"file": twin.name, "sha256": digest}

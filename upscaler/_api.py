@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from ._images.codec import pil_to_pixels, pixels_to_pil
-from ._images.jpeg import estimate_quality, weights_for
+from ._images.jpeg import image_quality, weights_for
 from ._pixels.pipeline import output_rows
 from ._pixels.rows import Window, collect, from_array
 from ._pixels.size import OutputSize, network_passes
@@ -98,7 +98,6 @@ def upscale_image(
     batch` picks them; `jpeg_quality=` or `model=` overrides that.
     """
     if "jpeg_quality" not in options:
-        tables = getattr(image, "quantization", None)
-        options = {**options, "jpeg_quality": estimate_quality(tables)}
+        options = {**options, "jpeg_quality": image_quality(image)}
     out = upscale_array(pil_to_pixels(image), factor, backend, **options)  # type: ignore[arg-type]
     return pixels_to_pil(out)

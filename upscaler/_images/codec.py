@@ -31,7 +31,7 @@ from .._pixels.color import to_uint8
 from .._pixels.rows import Rows, collect, from_array, squeezed
 from .._pixels.size import OutputSize, checked_size
 from .frames import Animation, frame_count, quantise, write_frames
-from .jpeg import estimate_quality
+from .jpeg import image_quality
 from .jpegstrips import write_jpeg
 from .png import write_png, write_png_bands
 
@@ -263,7 +263,7 @@ def open_rows(
         with Image.open(path) as im:
             turned = _turned(im)
             _check_header(im, max_pixels, size, turned)
-            quality = estimate_quality(getattr(im, "quantization", None))
+            quality = image_quality(im)
             streams = im.width * im.height > stream_above and _streamable(im, path)
             if not streams:
                 check_decode_size(im.size, max_decode_pixels, _whole_reason(im))

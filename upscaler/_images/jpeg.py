@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from functools import cache
 
-__all__ = ["CLEAN_FROM", "HIGH_FROM", "estimate_quality", "weights_for"]
+__all__ = ["CLEAN_FROM", "HIGH_FROM", "estimate_quality", "image_quality", "weights_for"]
 
 #: JPEGs of this estimated quality or above get the clean weights, those from HIGH_FROM up to
 #: it the weights trained on qualities 86-95 ("jpeg-high"), those under HIGH_FROM the weights
@@ -60,6 +60,12 @@ def estimate_quality(tables: Mapping[int, Sequence[int]] | None) -> int | None:
     # sums fall as quality rises; the closest one, the higher quality on a tie
     best = min(range(100), key=lambda i: (abs(sums[i] - total), -i))
     return best + 1
+
+
+def image_quality(image: object) -> int | None:
+    """`estimate_quality` of an opened image: a JpegImageFile's (an MPO's) tables; None for
+    any other image (no `quantization`)."""
+    return estimate_quality(getattr(image, "quantization", None))
 
 
 def weights_for(quality: int | None) -> str:

@@ -13,6 +13,7 @@ from typing import Any, cast
 
 from .._errors import BackendError
 from .interface import Backend, BackendOptions, BasePlugin
+from .weights import MODELS
 
 __all__ = [
     "BackendInfo",
@@ -161,21 +162,15 @@ def backend_models(name: str, factor: int) -> tuple[str, ...]:
     return tuple(load_plugin(name).models(factor))
 
 
-#: The weights to fall back on, nearest first, where a backend lacks those asked for.
-_NEAREST = {
-    "clean": ("clean",),
-    "jpeg": ("jpeg", "clean"),
-    "jpeg-high": ("jpeg-high", "jpeg", "clean"),
-}
-
-
 def nearest_model(name: str, factor: int, wanted: str) -> str | None:
-    """The weights of backend `name` at `factor` nearest to `wanted` ("jpeg-high", then
-    "jpeg", then "clean"); None for a backend without a choice of weights."""
+    """The weights of backend `name` at `factor` nearest to `wanted`: `wanted`, else those
+    before it in `weights.MODELS` ("jpeg-high", then "jpeg", then "clean"); None for a
+    backend without a choice of weights."""
     models = backend_models(name, factor)
     if not models:
         return None
-    return next((m for m in _NEAREST.get(wanted, (wanted,)) if m in models), models[0])
+    order = MODELS[MODELS.index(wanted) :: -1] if wanted in MODELS else (wanted,)
+    return next((m for m in order if m in models), models[0])
 
 
 _DEFAULT_OPTIONS = BackendOptions()

@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from .._defaults import DEFAULT_ENGINE
+from .._defaults import DEFAULT_ENGINE, DEFAULT_QUALITY
 from .._errors import ImageError
 from .._images.codec import Metadata, decode, encode, pixels_to_pil
 from .._pixels.metrics import y_channel
@@ -225,33 +225,16 @@ def _stage(pairs: Sequence[_Pair], factor: int, tmp: Path, jpeg_quality: int | N
             hr = _crop_to_multiple(decode(pair.hr).pixels, factor)
         except ImageError as exc:
             raise ImageError(f"{pair.hr}: {exc}") from exc
-        lr = _low_resolution(hr, factor, pair.lr)
+        lr, given_jpeg = _low_resolution(hr, factor, pair.lr)
         encode(hr, tmp / "hr" / f"{i:06}.png", Metadata())
-        if pair.lr is not None and _is_jpeg(pair.lr):
-            rel = Path(f"{i:06}.jpg")
+        rel = Path(f"{i:06}.jpg" if given_jpeg or jpeg_quality else f"{i:06}.png")
+        if given_jpeg and pair.lr is not None:  # as it is: its tables choose the weights
             (tmp / "lr").mkdir(exist_ok=True)
             shutil.copyfile(pair.lr, tmp / "lr" / rel)
-        elif jpeg_quality is not None:
-            rel = Path(f"{i:06}.jpg")
-            _save_jpeg(lr, tmp / "lr" / rel, jpeg_quality, pair.name)
         else:
-            rel = Path(f"{i:06}.png")
-            encode(lr, tmp / "lr" / rel, Metadata())
+            encode(lr, tmp / "lr" / rel, Metadata(), jpeg_quality or DEFAULT_QUALITY)
         jobs.append(Job(tmp / "lr" / rel, tmp / "out" / rel, rel))
     return jobs
-
-
-def _is_jpeg(path: Path) -> bool:
-    with Image.open(path) as im:
-        return im.format in ("JPEG", "MPO")
-
-
-def _save_jpeg(lr: NDArray[Any], path: Path, quality: int, name: str) -> None:
-    """`lr` as a JPEG of `quality` (Pillow's defaults otherwise: 4:2:0, as stored photos)."""
-    if lr.dtype != np.uint8 or (lr.ndim == 3 and lr.shape[2] in (2, 4)):
-        raise ImageError(f"{name}: JPEG cannot hold its 16 bits or transparency (--jpeg-quality)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pixels_to_pil(lr).save(path, "JPEG", quality=quality)
 
 
 def _run(
@@ -285,21 +268,23 @@ def _crop_to_multiple(img: NDArray[Any], factor: int) -> NDArray[Any]:
     return img[: h - h % factor, : w - w % factor]
 
 
-def _low_resolution(hr: NDArray[Any], factor: int, given: Path | None) -> NDArray[Any]:
-    """The given LR image (checked for size), or HR shrunk with antialiased bicubic."""
+def _low_resolution(hr: NDArray[Any], factor: int, given: Path | None) -> tuple[NDArray[Any], bool]:
+    """The given LR image (checked for size), or HR shrunk with antialiased bicubic; and
+    whether it is a given JPEG (or MPO) file."""
     h, w = hr.shape[0] // factor, hr.shape[1] // factor
     if given is not None:
         if not given.is_file():
             raise ImageError(f"{given}: no low-resolution image of that name")
-        lr = decode(given).pixels
+        decoded = decode(given)
+        lr = decoded.pixels
         if lr.shape[:2] != (h, w):
             raise ImageError(f"{given}: is {lr.shape[1]}x{lr.shape[0]}, expected {w}x{h}")
-        return lr
+        return lr, decoded.format in ("JPEG", "MPO")
     if hr.dtype == np.uint8:
-        return np.asarray(pixels_to_pil(hr).resize((w, h), Image.Resampling.BICUBIC))
+        return np.asarray(pixels_to_pil(hr).resize((w, h), Image.Resampling.BICUBIC)), False
     planes = hr.astype(np.float32)[..., None] if hr.ndim == 2 else hr.astype(np.float32)
     small = np.clip(np.rint(bicubic_resize(planes, (w, h))), 0, 65535).astype(hr.dtype)
-    return small[..., 0] if hr.ndim == 2 else small
+    return (small[..., 0] if hr.ndim == 2 else small), False
 
 
 def _detail_box(outputs: dict[str, NDArray[Any]]) -> tuple[int, int, int]:
