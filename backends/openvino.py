@@ -25,6 +25,7 @@ from upscaler.plugin import (
     PRECISIONS,
     BackendError,
     BackendOptions,
+    cache_dir,
     check_factor,
     native_bf16,
     shipped_weights,
@@ -81,20 +82,9 @@ def _precision(wanted: str) -> str:
 
 def _cache_dir() -> str | None:
     """Where OpenVINO keeps the models it compiled, so that the next run loads them instead:
-    $UPSCALER_CACHE_DIR (empty: no cache), else $XDG_CACHE_HOME/upscaler/openvino or
-    ~/.cache/upscaler/openvino; None where that folder cannot be made or written."""
-    base = os.environ.get("UPSCALER_CACHE_DIR")
-    if base is None:
-        home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-        base = os.path.join(home, "upscaler")
-    if not base:
-        return None
-    folder = os.path.join(base, "openvino")
-    try:
-        os.makedirs(folder, mode=0o700, exist_ok=True)
-    except OSError:
-        return None
-    return folder if os.access(folder, os.W_OK | os.X_OK) else None
+    the per-user cache's `openvino` folder (`upscaler.plugin.cache_dir`); None: no cache."""
+    folder = cache_dir("openvino")
+    return None if folder is None else str(folder)
 
 
 def _config(options: BackendOptions, precision: str) -> dict[str, object]:

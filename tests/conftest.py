@@ -97,3 +97,16 @@ def shared() -> Path:
     if not SET5.is_dir():
         pytest.fail(f"shared data not found at {SHARED} (set UPSCALER_SHARED)")
     return SHARED
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _own_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The tests' runs keep what they cache (compiled models, entry points) in a folder of the
+    session's, not in the user's cache; tests that check the cache set their own."""
+    before = os.environ.get("UPSCALER_CACHE_DIR")
+    os.environ["UPSCALER_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if before is None:
+        del os.environ["UPSCALER_CACHE_DIR"]
+    else:
+        os.environ["UPSCALER_CACHE_DIR"] = before

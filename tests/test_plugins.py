@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -165,3 +166,52 @@ def test_the_plugin_that_ranks_highest_is_the_default_and_a_broken_one_is_no_can
     listed = run_cli("backends", env=broken).stdout
     assert re.search(r"^onnx .*\(default\)$", listed, re.M), listed
     assert re.search(r"^x .*failed to import: no", listed, re.M), listed
+
+
+_LISTED = (
+    "import sys\n"
+    "from upscaler._plugins.registry import describe_backends\n"
+    "print(sorted(b.name for b in describe_backends()))\n"
+    "print('importlib.metadata' in sys.modules)\n"
+)
+
+
+def _listing(env: dict[str, str]) -> tuple[list[str], bool]:
+    """The backends a fresh process lists, and whether it imported importlib.metadata."""
+    done = subprocess.run(
+        [sys.executable, "-c", _LISTED], capture_output=True, text=True, env=env, check=True
+    )
+    names, scanned = done.stdout.splitlines()
+    return ast.literal_eval(names), scanned == "True"
+
+
+def test_entry_points_come_from_the_cache_until_a_distribution_is_installed(
+    tmp_path: Path,
+) -> None:
+    site = tmp_path / "site"
+    env = install_plugin(site, "first_plugin", PLUGIN.replace("Nearest", "A"), {"first": "plugin"})
+    env["UPSCALER_CACHE_DIR"] = str(tmp_path / "cache")
+    assert _listing(env) == (["bicubic", "first", "keras", "onnx", "openvino"], True)
+    cached = tmp_path / "cache" / "plugins" / "entry-points.json"
+    assert '"first", "first_plugin:plugin", "first-plugin"' in cached.read_text()
+    assert _listing(env) == (["bicubic", "first", "keras", "onnx", "openvino"], False)
+    # A second distribution in the same folder: the folder's time changed, so read again.
+    install_plugin(site, "second_plugin", PLUGIN, {"second": "plugin"})
+    assert _listing(env) == (["bicubic", "first", "keras", "onnx", "openvino", "second"], True)
+    assert _listing(env)[1] is False
+    # Another environment (a path without the site folder) is read, not taken from the cache.
+    other = {**env, "PYTHONPATH": str(tmp_path)}
+    assert _listing(other) == (["bicubic", "keras", "onnx", "openvino"], True)
+    # A damaged cache is no cache; the run reads the entry points and writes it again.
+    cached.write_text('{"version": 1, "path": ')
+    assert _listing(env) == (["bicubic", "first", "keras", "onnx", "openvino", "second"], True)
+    assert _listing(env)[1] is False
+
+
+def test_no_cache_when_the_cache_folder_is_off_or_unwritable(tmp_path: Path) -> None:
+    env = install_plugin(tmp_path / "site", "first_plugin", PLUGIN, {"first": "plugin"})
+    for setting in ("", str(tmp_path / "file" / "below")):
+        (tmp_path / "file").write_text("a file, not a folder")
+        env["UPSCALER_CACHE_DIR"] = setting
+        for _ in range(2):
+            assert _listing(env) == (["bicubic", "first", "keras", "onnx", "openvino"], True)

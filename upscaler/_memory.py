@@ -17,7 +17,6 @@ threads, processes and Dask workers that run jobs alike; elsewhere than glibc it
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 from functools import cache
 
@@ -42,8 +41,10 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_ARENA_MAX = -1, -3, -8  # mallopt's (ma
 def _libc() -> ctypes.CDLL | None:
     if not sys.platform.startswith("linux"):
         return None
+    # The C library the interpreter runs on, through the process's own symbols (dlopen of
+    # NULL): `ctypes.util.find_library("c")` ran `ldconfig -p` in a subprocess every run.
     try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return ctypes.CDLL(None)
     except OSError:
         return None
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._errors import BackendError, UpscalerError
+from ._plugins.cache import cache_dir
 from ._plugins.interface import Backend, BackendOptions, BackendPlugin, BasePlugin, check_factor
 from ._plugins.precision import PRECISIONS, fp32_only, native_bf16
 from ._plugins.weights import shipped_models, shipped_weights
@@ -41,6 +42,7 @@ __all__ = [
     "BasePlugin",
     "UpscalerError",
     "bicubic_upscale",
+    "cache_dir",
     "check_factor",
     "fp32_only",
     "load_keras_model",

@@ -1,11 +1,17 @@
-"""The shipped ESPCN weights (the data package `upscaler.weights`), found through
-importlib.resources and checked by sha256: what `upscaler.plugin` offers backends."""
+"""The shipped ESPCN weights (the data package `upscaler.weights`), checked by sha256: what
+`upscaler.plugin` offers backends.
+
+The files are found in the package's folder, not through `importlib.resources`: the backends
+open them by path (ONNX Runtime, OpenVINO and Keras read files), so they must be files in a
+folder anyway, and importing `importlib.resources` (with the `tempfile` and `zipfile` it
+imports) was 9-11 ms of every run's start (`python -X importtime`, docs/benchmarks.md)."""
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
-from importlib import resources
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +28,16 @@ PACKAGE = "upscaler.weights"
 _MANIFEST = "manifest.json"
 
 
+@cache
+def _folder() -> Path:
+    """The folder of the installed `upscaler.weights` package."""
+    return Path(importlib.import_module(PACKAGE).__file__ or "").parent
+
+
 def manifest() -> dict[str, Any]:
     """The parsed manifest: training facts and one entry per shipped model."""
     try:
-        text = resources.files(PACKAGE).joinpath(_MANIFEST).read_text(encoding="utf-8")
+        text = (_folder() / _MANIFEST).read_text(encoding="utf-8")
     except OSError as exc:
         raise BackendError(
             f"the weights manifest is missing ({exc.strerror}): reinstall upscaler"
@@ -50,7 +62,7 @@ def shipped_weights(factor: int, kind: str, model: str = "clean") -> Path:
     entry = next((m for m in _entries(model) if m["factor"] == factor), None)
     if entry is None:
         raise BackendError(f"no shipped {model} weights for x{factor}")
-    path = Path(str(resources.files(PACKAGE).joinpath(entry[kind]["file"])))
+    path = _folder() / str(entry[kind]["file"])
     verify_file(path, entry[kind]["sha256"])
     return path
 

@@ -7,8 +7,7 @@ where images are processed is an engine's (`engines`); what happens to one image
 from __future__ import annotations
 
 import os
-import socket
-import tempfile
+import platform
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -283,7 +282,7 @@ def _process_all(
         started=started.isoformat(timespec="seconds"),
         ended=datetime.now().astimezone().isoformat(timespec="seconds"),
         version=__version__,
-        host=socket.gethostname(),
+        host=platform.node(),
         backend=settings.backend,
         precision=settings.options.precision,
         factor=settings.size.factor,
@@ -331,6 +330,8 @@ def _disk_full_message(first: Record, records: list[Record], found: Discovery) -
 
 def _full_folder(folder: str, roots: list[Path]) -> str:
     """The output folder (as given) that holds `folder`, or the staging temporary folder."""
+    import tempfile  # here: not imported by a run that stages nothing
+
     where = Path(os.path.abspath(folder))
     for root in sorted(roots, key=lambda r: len(Path(os.path.abspath(r)).parts), reverse=True):
         if where.is_relative_to(os.path.abspath(root)):

@@ -14,7 +14,6 @@ import errno
 import math
 import os
 import posixpath
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -104,6 +103,8 @@ def process_job(job: Job, settings: Settings, on_tiles: TileCallback | None = No
     ensure_flat_heap()
     if not job.remote:
         return _process_image(job, settings, on_tiles)
+    import tempfile  # here: a run of local files stages nothing
+
     try:
         staging = tempfile.TemporaryDirectory(prefix="upscaler-")
     except OSError as exc:  # a full disk stops the run (`Record.disk_full`), else: this job

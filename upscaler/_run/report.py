@@ -6,8 +6,8 @@ import csv
 import io
 import json
 import os
+import platform
 import re
-import socket
 import statistics
 import string
 import uuid
@@ -65,7 +65,7 @@ def report_path(path: Path, started: datetime) -> Path:
         if field == "host":
             if spec:
                 raise _bad_placeholder(text, f"{{host:{spec}}}")
-            out.append(socket.gethostname())
+            out.append(platform.node())
             continue
         directives = re.findall(r"%(.?)", spec or "")
         if any(d not in _STRFTIME for d in directives):
