@@ -11,7 +11,8 @@ in a virtual environment of its own installed from requirements/peer.txt), and `
 environment of its own, refreshed on every invocation (`--ours-python` names another
 interpreter, e.g. a development venv's). Both environments are rebuilt when their lock file
 changes. Reported: median wall seconds, output megapixels per second, peak RSS, and the ratio
-of wall time to the peer's (<= 1.0 means we win). A failure (a peer model that OpenCV cannot
+of wall time to the peer's (<= 1.0 means we win), and the size of the files written (both write
+JPEG at quality 95 with 4:2:0 chroma, libjpeg's defaults, and no optimised Huffman tables). A failure (a peer model that OpenCV cannot
 load, a contender that exits non-zero) is one line on stderr and exit status 1.
 """
 
@@ -188,6 +189,15 @@ def timed(cmd: list[str]) -> Run:
     return Run(seconds, kib * 1024)
 
 
+def output_bytes(folder: Path) -> int:
+    """Bytes of the image files a contender wrote (its reports and lock file left out)."""
+    return sum(
+        p.stat().st_size
+        for p in folder.rglob("*")
+        if p.suffix in (".png", ".jpg") and not p.name.startswith(".")
+    )
+
+
 def output_megapixels(folder: Path) -> float:
     total = 0
     for p in folder.iterdir():
@@ -210,16 +220,19 @@ def end_to_end(
         for fmt in ("png", "jpg")
     }
     lines = [
-        f"{'folder':<6} {'contender':<17} {'fmt':<4} {'wall s':>8} {'out MP/s':>9} {'peak MB':>8} {'vs peer':>8}"
+        f"{'folder':<6} {'contender':<17} {'fmt':<4} {'wall s':>8} {'out MP/s':>9} {'peak MB':>8} "
+        f"{'files MB':>9} {'vs peer':>8}"
     ]
     for label, folder in folders.items():
         mp = output_megapixels(folder)
         results: dict[tuple[str, str], list[Run]] = {key: [] for key in contenders}
+        sizes: dict[tuple[str, str], int] = {}
         for _ in range(runs):  # alternate the contenders within each round
             for key, make in contenders.items():
                 out = work / "out"
                 shutil.rmtree(out, ignore_errors=True)
                 results[key].append(timed(make(folder, out)))
+                sizes[key] = output_bytes(out)
         for (name, fmt), rs in results.items():
             wall = statistics.median(r.seconds for r in rs)
             peak = max(r.peak_bytes for r in rs) / 1e6
@@ -227,7 +240,8 @@ def end_to_end(
             if with_peer:
                 ratio = f"{wall / statistics.median(r.seconds for r in results[PEER, fmt]):.2f}"
             lines.append(
-                f"{label:<6} {name:<17} {fmt:<4} {wall:8.3f} {mp / wall:9.2f} {peak:8.0f} {ratio:>8}"
+                f"{label:<6} {name:<17} {fmt:<4} {wall:8.3f} {mp / wall:9.2f} {peak:8.0f} "
+                f"{sizes[name, fmt] / 1e6:9.2f} {ratio:>8}"
             )
     return lines
 

@@ -23,7 +23,7 @@ from typing import Any, BinaryIO
 import cv2
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image, PngImagePlugin, TiffImagePlugin
+from PIL import Image, PngImagePlugin
 
 from .._defaults import DEFAULT_MAX_DECODE_PIXELS
 from .._errors import ImageError, file_reason
@@ -446,8 +446,9 @@ def _is_16bit_colour(im: Image.Image, path: Path) -> bool:
         with open(path, "rb") as fh:
             header = fh.read(26)
         return header[24] == 16 and header[25] in (2, 6)  # IHDR bit depth, colour type
-    if isinstance(im, TiffImagePlugin.TiffImageFile):
-        bits = im.tag_v2.get(258, (8,))
+    tags = getattr(im, "tag_v2", None)  # a TiffImageFile's (its plugin is imported by open)
+    if im.format == "TIFF" and tags is not None:
+        bits = tags.get(258, (8,))
         return len(bits) >= 3 and max(bits) == 16
     return False
 

@@ -25,7 +25,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import GifImagePlugin, Image, TiffImagePlugin
+from PIL import GifImagePlugin, Image
 
 from .._errors import ImageError, file_reason
 from .._memory import give_back
@@ -195,6 +195,8 @@ def _write_held(
 
 def _write_tiff(frames: Iterator[NDArray[Any]], fh: BinaryIO, options: dict[str, object]) -> None:
     """Pages appended one at a time (Pillow's AppendingTiffWriter): each page its own size."""
+    from PIL import TiffImagePlugin  # here: only multi-page TIFF outputs need it
+
     with TiffImagePlugin.AppendingTiffWriter(fh) as tiff:
         for frame in frames:
             _as_image(frame).save(tiff, format="TIFF", **options)

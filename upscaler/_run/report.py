@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import UpscalerError
-from .report_html import render_html
 from .spec import Record
 from .thumbs import thumbnails_folder
 
@@ -160,6 +159,8 @@ def write_report(path: Path, records: Sequence[Record], summary: dict[str, Any])
     """Write the report atomically; the format follows the suffix (.json, .csv or .html)."""
     suffix = path.suffix.lower()
     if suffix == ".html":
+        from .report_html import render_html  # here: the page's modules only for a page
+
         thumbs = thumbnails_folder(path)
         text = render_html(records, summary, path, thumbs if thumbs.is_dir() else None)
     elif suffix in (".json", ".csv"):
