@@ -50,11 +50,12 @@ def test_throughput_benchmark_runs_on_tiny_folders() -> None:
     timed_peer = "peer: OpenCV 4." in out.stdout.splitlines()[0]
     assert timed_peer or not WITH_PEER, out.stdout
     rows = [line.split() for line in out.stdout.splitlines()]
-    table = [r for r in rows if r and r[0] in ("small", "large") and len(r) == 8 and r[1] != "in"]
+    table = [r for r in rows if r and r[0] in ("small", "large") and len(r) == 9 and r[1] != "in"]
     names = {r[1] + " " + r[2] for r in table}
     ours = {"upscaler onnx", f"upscaler {default_backend()}"}
     assert names == ours | {"upscaler bicubic"} | ({"opencv peer"} if timed_peer else set())
     assert len(table) == 2 * len(names) * 2  # folders x contenders x formats, once each
+    assert all(float(r[-2]) > 0 for r in table)  # megabytes of images written
     ratios = [r[-1] for r in table]
     if timed_peer:
         assert all(float(r[-1]) == 1.0 for r in table if r[1] == "opencv")
