@@ -5,6 +5,7 @@ Why a cache: importing `importlib.metadata` (it imports `email`, `zipfile`, `csv
 `tempfile`...) took 20-25 ms of `python -X importtime` in every run, and scanning every
 installed distribution's metadata 5-8 ms more, to find the same four names (2-core AMD EPYC,
 docs/benchmarks.md).
+
 The cache is keyed by the import path (`sys.path`) and the modification time of each of its
 folders: installing, upgrading or removing a distribution adds or removes a folder in one of
 them, which changes its time, and a different PYTHONPATH or virtual environment is a
