@@ -57,7 +57,7 @@ def _output_size(options: dict[str, Any]) -> OutputSize:
 
 
 @click.command(short_help="Upscale the images of folders, files or URLs.")
-@click.argument("inputs", nargs=-1, required=True, type=Location(click.Path(path_type=Path)))
+@click.argument("inputs", nargs=-1, type=Location(click.Path(path_type=Path)))
 @click.option(
     "-o",
     "--output",
@@ -65,6 +65,14 @@ def _output_size(options: dict[str, Any]) -> OutputSize:
     type=Location(click.Path(file_okay=False, path_type=Path)),
     help="Output folder or URL [default: <input>-x<factor> (or -x<scale>, -w<width>, "
     "-h<height>, -fit<W>x<H>) beside each input folder].",
+)
+@click.option(
+    "--files-from",
+    type=click.Path(exists=True, dir_okay=False, allow_dash=True),
+    help="More inputs, one path per line, read while the run goes (`-`: standard input; a "
+    "FIFO works too); the run ends at the end of the file. One run serves a stream of "
+    "uploads, started once: e.g. `inotifywait -m -e close_write --format %w%f DIR | upscaler "
+    "batch --files-from - -o OUT`. Needs -o, a local folder.",
 )
 @factor_option
 @click.option(
@@ -223,7 +231,8 @@ def _output_size(options: dict[str, Any]) -> OutputSize:
     "failures and the summary line].",
 )
 def batch(**options: Any) -> None:
-    """Upscale every image in INPUTS (files or folders, walked recursively).
+    """Upscale every image in INPUTS (files or folders, walked recursively), and in the
+    paths read from --files-from.
 
     Outputs mirror each input's relative path under the output folder. Hidden files and
     folders are skipped; files that are not images are counted and skipped. INPUTS and the
@@ -278,4 +287,5 @@ def _request(o: dict[str, Any]) -> BatchRequest:
         max_frames=o["max_frames"],
         max_decode_pixels=o["max_decode_pixels"],
         input_kind=o["input_kind"],
+        files_from=o["files_from"],
     )

@@ -34,8 +34,8 @@ class TerminalProgress:
         self.bar: tqdm | None = None
         self.lines, self.count, self.lock = threading.local(), 0, threading.Lock()
 
-    def start(self, total: int) -> None:
-        """The run has `total` images to go through."""
+    def start(self, total: int | None) -> None:
+        """The run has `total` images to go through (None: a stream, not known)."""
         if not self.quiet and not self.verbose and sys.stderr.isatty():
             self.bar = _image_bar(total)
 
@@ -82,7 +82,7 @@ class TerminalProgress:
         return int(self.lines.position)
 
 
-def _image_bar(total: int) -> tqdm:
+def _image_bar(total: int | None) -> tqdm:
     from tqdm import tqdm
 
     return tqdm(total=total, unit="img", dynamic_ncols=True)

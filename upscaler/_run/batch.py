@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
+from itertools import chain
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,6 +21,7 @@ from .. import __version__
 from .._defaults import DEFAULT_ENGINE, DEFAULT_MAX_DECODE_PIXELS, DEFAULT_MAX_FRAMES
 from .._errors import UpscalerError
 from .._images.redact import one_line, redact
+from .._images.storage import is_url
 from .._pixels.size import OutputSize
 from .._plugins.interface import BackendOptions
 from .._plugins.registry import consistency_floor as backend_floor
@@ -47,8 +49,9 @@ from .report import (
     summary_line,
     write_report,
 )
-from .spec import Location, Record, Settings, TileCallback
+from .spec import Job, Location, Record, Settings, TileCallback
 from .stop import StopSignals
+from .stream import PathStream
 from .thumbs import thumbnails_folder
 
 __all__ = ["BatchRequest", "Progress", "run_batch"]
@@ -61,7 +64,9 @@ LOCK_NAME = ".upscaler.lock"
 class Progress(Protocol):
     """What the run tells its user: `_cli.progress.TerminalProgress` on the command line."""
 
-    def start(self, total: int) -> None: ...
+    def start(self, total: int | None) -> None:
+        """The run has `total` images to go through (None: not known, a stream of inputs)."""
+        ...
 
     def record(self, record: Record) -> None: ...
 
@@ -114,6 +119,9 @@ class BatchRequest:
     max_frames: int = DEFAULT_MAX_FRAMES
     max_decode_pixels: int = DEFAULT_MAX_DECODE_PIXELS
     input_kind: str = "auto"
+    #: More inputs, one path per line, read while the run goes (--files-from; "-": standard
+    #: input): the run ends at the end of that file (`stream.PathStream`).
+    files_from: str | None = None
 
     def in_flight(self, images: int) -> int:
         """Images processed at once by one process (`split_cores`)."""
@@ -179,7 +187,7 @@ def run_batch(req: BatchRequest, progress: Progress) -> int:
         return _usage(progress, str(exc))
     problem = engine_problem(
         req.engine, req.scheduler, req.workers, req.jobs, req.tls, req.insecure
-    )
+    ) or _stream_problem(req)
     if problem:
         return _usage(progress, problem)
     try:
@@ -192,17 +200,21 @@ def run_batch(req: BatchRequest, progress: Progress) -> int:
         progress.message(f"upscaler: warning: {warning}")
     try:
         found = find_jobs(req.inputs, req.out, req.size.label, req.fmt)
-        settings = req.settings(len(found.jobs))
+        if isinstance(req.out, Path) and req.files_from is not None:  # the streamed inputs'
+            out = Path(os.path.abspath(req.out))
+            found.roots.extend([] if out in found.roots else [out])
+        # a stream's images come one or a few at a time: one per core, as for a large batch
+        settings = req.settings(max(len(found.jobs), cores() if req.files_from else 0))
         if req.report is not None and req.report.suffix.lower() == ".html":
             settings = replace(settings, thumbnails=thumbnails_folder(req.report.absolute()))
         factor = req.size.first_factor()
-        if not req.dry_run and found.jobs and factor is not None:
+        if not req.dry_run and (found.jobs or req.files_from) and factor is not None:
             # a model that cannot load stops the run once, before any image, as a usage error
             load_backend(settings.backend, factor, settings.options)
     except UpscalerError as exc:
         return _usage(progress, str(exc))
     if req.dry_run:
-        return _dry_run(found, progress)
+        return _dry_run(req, found, progress)
     try:
         with _locked(found.roots, req.lock_timeout):
             return _process_all(req, settings, found, progress, started)
@@ -239,11 +251,36 @@ def _usage(progress: Progress, message: str) -> int:
     return EXIT_USAGE
 
 
-def _dry_run(found: Discovery, progress: Progress) -> int:
-    for job in found.jobs:
-        print(redact(f"{job.src} -> {job.dst}"), flush=True)
+def _stream_problem(req: BatchRequest) -> str | None:
+    """Why --files-from does not go with the other options, or None."""
+    if req.files_from is None:
+        return None if req.inputs else "give INPUTS, or --files-from"
+    if req.out is None or is_url(req.out):
+        return "--files-from needs -o, a local folder (it is locked while the run reads)"
+    if req.engine != "local":
+        return "--files-from is for --engine local"
+    return None
+
+
+def _stream(
+    req: BatchRequest, found: Discovery, on_problem: Callable[[Location, str], None]
+) -> PathStream:
+    assert req.files_from is not None and isinstance(req.out, Path)
+    return PathStream(req.files_from, req.out, req.size.label, req.fmt, found, on_problem)
+
+
+def _dry_run(req: BatchRequest, found: Discovery, progress: Progress) -> int:
     for path, reason in found.problems:
         progress.message(f"{path}: {reason}")
+    jobs: Iterable[Job | None] = found.jobs
+    if req.files_from is not None:
+        stream = _stream(req, found, lambda path, reason: progress.message(f"{path}: {reason}"))
+        jobs = chain(tuple(found.jobs), stream.jobs())
+    for job in jobs:
+        if job is not None:
+            print(redact(f"{job.src} -> {job.dst}"), flush=True)
+            if req.files_from is not None:
+                stream.finished(str(job.dst))
     progress.message(f"{len(found.jobs)} images, {len(found.not_images)} other files skipped")
     return EXIT_SOME_FAILED if found.problems else EXIT_OK
 
@@ -255,16 +292,27 @@ def _process_all(
     progress: Progress,
     started: datetime,
 ) -> int:
-    records = [Record(str(p), "", "failed", reason) for p, reason in found.problems]
-    for r in records:
-        progress.message(one_line(f"{r.src}: {r.error}"))
+    records: list[Record] = []
+
+    def problem(path: Location, reason: str) -> None:
+        records.append(Record(str(path), "", "failed", reason))
+        progress.message(one_line(f"{path}: {reason}"))
+
+    for path, reason in found.problems:
+        problem(path, reason)
     clock = time.perf_counter()
-    engine = req.create_engine(len(found.jobs), progress)
-    progress.start(len(found.jobs))
+    jobs: Iterable[Job | None] = found.jobs
+    stream = None if req.files_from is None else _stream(req, found, problem)
+    if stream is not None:
+        jobs = chain(tuple(found.jobs), stream.jobs())
+    engine = req.create_engine(len(found.jobs) if stream is None else cores(), progress)
+    progress.start(len(found.jobs) if stream is None else None)
     full: Record | None = None  # the first image that found the disk full
     with StopSignals(progress.message) as stop:
         try:
-            for record in engine.results(found.jobs, settings, stop):
+            for record in engine.results(jobs, settings, stop):
+                if stream is not None:
+                    stream.finished(record.dst)
                 records.append(record)
                 if record.disk_full is not None and full is None:
                     full = record

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 from ..._errors import UpscalerError
@@ -33,8 +33,14 @@ class StopFlag(Protocol):
 class Engine(Protocol):
     """Runs a batch's jobs somewhere and yields their records, in the order they finish."""
 
-    def results(self, jobs: Sequence[Job], settings: Settings, stop: StopFlag) -> Iterator[Record]:
-        """One record per job (fewer once `stop.stopping`: the jobs not started get none)."""
+    def results(
+        self, jobs: Iterable[Job | None], settings: Settings, stop: StopFlag
+    ) -> Iterator[Record]:
+        """One record per job (fewer once `stop.stopping`: the jobs not started get none).
+
+        `jobs` is a list, or a stream of jobs as they come (`--files-from`), in which None
+        means that there is no new job yet: the engine hands on the records of the images
+        that finished meanwhile and asks again."""
         ...
 
 

@@ -18,7 +18,7 @@ import math
 import signal
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from pathlib import Path
@@ -69,13 +69,19 @@ class DaskEngine:
     ) -> None:
         self.scheduler, self.workers, self.tls = scheduler, workers, tls
 
-    def results(self, jobs: Sequence[Job], settings: Settings, stop: StopFlag) -> Iterator[Record]:
+    def results(
+        self, jobs: Iterable[Job | None], settings: Settings, stop: StopFlag
+    ) -> Iterator[Record]:
         """Skipped records first, then one record per submitted job as chunks finish.
 
-        The cluster is started (or joined) only when there is something to submit.
+        The cluster is started (or joined) only when there is something to submit: after
+        the last job (a stream of jobs is read to its end first; `batch` gives this engine
+        none).
         """
         todo = []
         for job in jobs:
+            if job is None:
+                continue
             skipped = skip_record(job, settings)
             if skipped is not None:
                 yield skipped  # nothing submitted

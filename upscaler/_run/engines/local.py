@@ -10,7 +10,7 @@ a time.
 from __future__ import annotations
 
 import signal
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from ..job import discard_partial, run_job
@@ -48,28 +48,37 @@ class LocalEngine:
         self.workers, self.processes = max(1, workers), processes
         self.tile_progress = tile_progress or (lambda: None)
 
-    def results(self, jobs: Sequence[Job], settings: Settings, stop: StopFlag) -> Iterator[Record]:
-        """Records in the order images finish; none for images not started once stopping."""
-        if self.processes > 1 and len(jobs) > 1:
+    def results(
+        self, jobs: Iterable[Job | None], settings: Settings, stop: StopFlag
+    ) -> Iterator[Record]:
+        """Records in the order images finish; none for images not started once stopping.
+
+        `jobs` may be a stream (`stream.PathStream.jobs`): None from it means no job yet.
+        """
+        if self.processes > 1 and not (isinstance(jobs, Sequence) and len(jobs) <= 1):
             return _in_processes(jobs, settings, self.processes, stop)
         return self._on_threads(jobs, settings, stop)
 
     def _on_threads(
-        self, jobs: Sequence[Job], settings: Settings, stop: StopFlag
+        self, jobs: Iterable[Job | None], settings: Settings, stop: StopFlag
     ) -> Iterator[Record]:
         """One more image per worker waits in the pool's queue, so that a worker that finishes
         starts the next image at once; once the run is stopping, queued images do not start."""
-        todo = iter(jobs)
-        waiting, pending = next(todo, None), set[Future[Record | None]]()
+        todo, pending = _Jobs(jobs), set[Future[Record | None]]()
         pool = ThreadPoolExecutor(self.workers, thread_name_prefix="upscaler")
         try:
-            while waiting or pending:
-                while waiting and not stop.stopping and len(pending) < 2 * self.workers:
-                    pending.add(pool.submit(self._unless_stopped, waiting, settings, stop))
-                    waiting = next(todo, None)
+            while True:
+                todo.idle = False
+                while not stop.stopping and len(pending) < 2 * self.workers:
+                    job = todo.next()
+                    if job is None:
+                        break
+                    pending.add(pool.submit(self._unless_stopped, job, settings, stop))
                 if not pending:
-                    return
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    if todo.ended or stop.stopping:
+                        return
+                    continue  # a stream with nothing new: `todo.next` waited for it
+                done, _ = wait(pending, timeout=todo.wait(), return_when=FIRST_COMPLETED)
                 for future in done:
                     pending.discard(future)
                     record = future.result()
@@ -92,7 +101,7 @@ class LocalEngine:
 
 
 def _in_processes(
-    jobs: Sequence[Job], settings: Settings, processes: int, stop: StopFlag
+    jobs: Iterable[Job | None], settings: Settings, processes: int, stop: StopFlag
 ) -> Iterator[Record]:
     """One image per worker process (spawned: no inherited threads or locks).
 
@@ -105,21 +114,53 @@ def _in_processes(
     pool = ProcessPoolExecutor(
         processes, mp_context=get_context("spawn"), initializer=_ignore_sigint
     )
-    todo, pending = iter(jobs), dict[Future[Record], Job]()
+    todo, pending = _Jobs(jobs), dict[Future[Record], Job]()
     try:
         while True:
+            todo.idle = False
             while len(pending) < processes and not stop.stopping:
-                job = next(todo, None)
+                job = todo.next()
                 if job is None:
                     break
                 pending[pool.submit(run_job, job, settings)] = job
             if not pending:
-                return
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                if todo.ended or stop.stopping:
+                    return
+                continue  # a stream with nothing new: `todo.next` waited for it
+            done, _ = wait(pending, timeout=todo.wait(), return_when=FIRST_COMPLETED)
             for future in done:
                 yield _outcome(future, pending.pop(future), settings)
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Jobs:
+    """The engine's side of its jobs: `next()` is the next job, or None for none now: the
+    jobs have `ended`, or a stream has nothing new yet (`idle`: its iterator yields None
+    after waiting a moment for a path, so the engine need not wait again before it hands
+    on the records of the images that finished meanwhile)."""
+
+    def __init__(self, jobs: Iterable[Job | None]) -> None:
+        self._jobs, self.ended, self.idle = iter(jobs), False, False
+
+    def next(self) -> Job | None:
+        if self.ended:
+            return None
+        job = next(self._jobs, _END)
+        if job is _END:
+            self.ended = True
+            return None
+        self.idle = job is None
+        assert job is None or isinstance(job, Job)
+        return job
+
+    def wait(self) -> float | None:
+        """How long to wait for an image to finish: not at all when the stream was just
+        asked (and waited) for a path, else until one does."""
+        return 0 if self.idle else None
+
+
+_END = object()
 
 
 def _ignore_sigint() -> None:

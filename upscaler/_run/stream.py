@@ -1,0 +1,166 @@
+"""Inputs that come while a batch runs (`upscaler batch --files-from`): one path per line.
+
+A per-upload hook that starts `upscaler batch` for every photo pays the start-up (Python,
+NumPy, OpenCV, Pillow, the engine and the model) every time: for a small photo, most of its
+time. One run fed by a stream of paths pays it once: `inotifywait -m -e close_write
+--format '%w%f' uploads | upscaler batch --files-from - -o upscaled`.
+
+The paths are read on a thread of their own, so that a run waiting for the next one still
+hands its finished records on, and stops within `POLL` seconds of a signal. Each line is
+planned as a command-line input would be (`plan.discover`): a file goes to OUT/<name>, a
+folder's images below OUT/ with their relative paths. A path given again is done again
+(unless its output is up to date and the run skips those): after the job in flight for the
+same output has finished, since no two jobs ever write one output at once.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .._errors import UpscalerError
+from .._images.storage import is_url
+from .plan import Discovery, discover
+from .spec import Job, Location
+
+__all__ = ["POLL", "PathStream"]
+
+#: Seconds a run waiting for the next path goes without looking at its stop flag.
+POLL = 0.2
+_END = object()
+
+
+class PathStream:
+    """Jobs planned from the lines of the file `source` ("-": standard input) as they come,
+    below the output folder `out`.
+
+    `found` holds what was planned before (the command line's inputs: their outputs are
+    taken, and not written twice at once) and collects what the stream adds, as
+    `plan.find_jobs` would have: its jobs (in the order they are started), non-image files
+    and problems; `on_problem(path, reason)` is called for each problem as it is found.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        out: Path,
+        label: str,
+        fmt: str,
+        found: Discovery,
+        on_problem: Callable[[Location, str], None],
+    ) -> None:
+        self.out, self.label, self.fmt = out, label, fmt
+        self.found, self.on_problem = found, on_problem
+        self._lines: queue.Queue[object] = queue.Queue()
+        # outputs of the jobs handed out and not yet finished
+        self._busy = {str(job.dst) for job in found.jobs}
+        self._waiting: list[Job] = []  # jobs whose output is still being written by another
+        self._claimed: dict[Location, Location] = {job.dst: job.src for job in found.jobs}
+        reader = threading.Thread(target=self._read, args=(source,), daemon=True)
+        reader.name = "upscaler-files-from"
+        reader.start()
+
+    def jobs(self) -> Iterator[Job | None]:
+        """The next job to start, None when there is none yet (a caller polls again), and
+        the end once the stream has ended and every job has been handed out."""
+        ended = False
+        while True:
+            ready = next((j for j in self._waiting if str(j.dst) not in self._busy), None)
+            if ready is not None:
+                self._waiting.remove(ready)
+                yield self._start(ready)
+                continue
+            if ended:
+                if not self._waiting:
+                    return
+                yield None
+                continue
+            try:
+                line = self._lines.get(timeout=POLL)
+            except queue.Empty:
+                yield None
+                continue
+            if line is _END:
+                ended = True
+            elif isinstance(line, _Unreadable):
+                self._problem(line.name, f"cannot read the list of inputs: {line.reason}")
+            else:
+                assert isinstance(line, str)
+                self._waiting.extend(self._plan(line))
+
+    def finished(self, dst: str) -> None:
+        """The job writing `dst` is over (any outcome): a later job for it may start."""
+        self._busy.discard(dst)
+
+    def _start(self, job: Job) -> Job:
+        self._busy.add(str(job.dst))
+        self.found.jobs.append(job)
+        return job
+
+    def _plan(self, line: str) -> list[Job]:
+        """The jobs of one line (none, after saying why, for a path that cannot be used)."""
+        if is_url(line):
+            self._problem(line, "URLs are not taken from --files-from: give them as INPUTS")
+            return []
+        path = Path(line)
+        if not (path.is_file() or path.is_dir()):
+            reason = "no such file or folder" if not path.is_symlink() else "dangling link"
+            self._problem(path, reason if not path.exists() else "not a regular file or folder")
+            return []
+        try:
+            one = discover([path], self.out, self.label, self.fmt)
+        except UpscalerError as exc:  # the output folder inside it; a path gone meanwhile
+            self._problem(path, str(exc))
+            return []
+        self.found.not_images.extend(one.not_images)
+        for src, reason in one.problems:
+            self._problem(src, reason)
+        jobs = []
+        for job in one.jobs:
+            first = self._claimed.setdefault(job.dst, job.src)
+            if first != job.src:
+                self._problem(job.src, f"its output {job.dst} is already the output of {first}")
+            else:
+                jobs.append(job)
+        return jobs
+
+    def _problem(self, path: Location, reason: str) -> None:
+        self.found.problems.append((path, reason))
+        self.on_problem(path, reason)
+
+    def _read(self, source: str) -> None:
+        """Lines of `source` ("-": standard input), decoded as file names are, then the end.
+
+        Read with `os.read`, not through `sys.stdin`: a thread still waiting for input when
+        the run ends must not hold the lock of a Python file object at interpreter exit."""
+        fd, rest = -1, b""
+        try:
+            fd = 0 if source == "-" else os.open(source, os.O_RDONLY)  # a FIFO waits here
+            while chunk := os.read(fd, 1 << 16):
+                *lines, rest = (rest + chunk).split(b"\n")
+                for raw in lines:
+                    self._put(raw)
+            self._put(rest)  # a last line without its newline
+        except OSError as exc:
+            name = "standard input" if source == "-" else source
+            self._lines.put(_Unreadable(name, exc.strerror or str(exc)))
+        finally:
+            if fd > 0:
+                os.close(fd)
+            self._lines.put(_END)
+
+    def _put(self, raw: bytes) -> None:
+        if raw:
+            self._lines.put(os.fsdecode(raw))
+
+
+@dataclass(frozen=True)
+class _Unreadable:
+    """The stream itself failed (an I/O error): the run ends after what it read."""
+
+    name: str
+    reason: str
