@@ -11,7 +11,8 @@ in a virtual environment of its own installed from requirements/peer.txt), and `
 environment of its own, refreshed on every invocation (`--ours-python` names another
 interpreter, e.g. a development venv's). Both environments are rebuilt when their lock file
 changes. Reported: median wall seconds, output megapixels per second, peak RSS, and the ratio
-of wall time to the peer's (<= 1.0 means we win), and the size of the files written (both write
+of wall time to the peer's (<= 1.0 means we win), one small photo's run (a per-upload hook)
+and the wait for each photo fed to one run (`--files-from -`), and the size of the files written (both write
 JPEG at quality 95 with 4:2:0 chroma, libjpeg's defaults, and no optimised Huffman tables). A failure (a peer model that OpenCV cannot
 load, a contender that exits non-zero) is one line on stderr and exit status 1.
 """
@@ -331,7 +332,8 @@ def startup(
     folders: dict[str, Path], work: Path, script: Path, ours: list[str], with_peer: bool
 ) -> list[str]:
     """`upscaler --help`, and one small photo (PNG out: what a per-upload hook runs) by each
-    backend of `ours` and the peer script, alternating, 5 rounds, medians and ratios."""
+    backend of `ours` and the peer script, alternating, 5 rounds, medians and ratios; then
+    the same photos fed to one run of each backend (`streamed`)."""
     help_runs = [timed([str(script), "--help"]).seconds for _ in range(5)]
     one = work / "one"
     one.mkdir()
@@ -350,7 +352,48 @@ def startup(
         if with_peer and name != "peer":
             line += f" ({seconds / medians['peer']:.2f}x the peer)"
         line += ","
-    return [line.rstrip(",")]
+    lines = [line.rstrip(",")]
+    fed = min(STREAMED, sum(1 for _ in folders["small"].iterdir()))
+    line = f"one run fed {fed} small photos one at a time (--files-from -, PNG out), "
+    line += "median from a path written to its output in place:"
+    for backend in ours:
+        seconds = streamed(script, folders["small"], work / f"streamed-{backend}", backend)
+        line += f" {backend} {seconds:.3f} s"
+        if with_peer:
+            line += f" ({seconds / medians['peer']:.2f}x the peer's one-image run)"
+        line += ","
+    return [*lines, line.rstrip(",")]
+
+
+#: Photos fed to one streamed run (`streamed`).
+STREAMED = 10
+
+
+def streamed(script: Path, folder: Path, work: Path, backend: str) -> float:
+    """What a per-upload hook waits for when one `upscaler batch --files-from -` serves every
+    upload: the median time from a path written to its pipe to the output being in place,
+    photo after photo (each sent when the one before is written)."""
+    photos, out = sorted(folder.iterdir())[:STREAMED], work / "out"
+    cmd = upscaler_cmd(script, folder, out, backend, "png")
+    cmd.remove(str(folder))
+    proc = subprocess.Popen([*cmd, "--files-from", "-"], stdin=subprocess.PIPE)
+    assert proc.stdin is not None
+    waits = []
+    try:
+        for src in photos:
+            dst = out / src.with_suffix(".png").name
+            start = time.perf_counter()
+            proc.stdin.write(os.fsencode(src) + b"\n")
+            proc.stdin.flush()
+            while not dst.exists():
+                if proc.poll() is not None:
+                    raise RuntimeError(f"upscaler batch --files-from ended early ({backend})")
+                time.sleep(0.001)
+            waits.append(time.perf_counter() - start)
+    finally:
+        proc.stdin.close()
+        proc.wait()
+    return statistics.median(waits)
 
 
 #: Stages of a run, each recognised by a frame of a sample: (function or "", a piece of its

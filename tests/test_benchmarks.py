@@ -70,6 +70,11 @@ def test_throughput_benchmark_runs_on_tiny_folders() -> None:
     assert "GFLOP/s" in out.stdout and "upscaler --help:" in out.stdout
     (one,) = [line for line in out.stdout.splitlines() if "one image (PNG out):" in line]
     assert (re.search(r"onnx [\d.]+ s \([\d.]+x the peer\)", one) is not None) == timed_peer, one
+    (fed,) = [line for line in out.stdout.splitlines() if "(--files-from -, PNG out)" in line]
+    waits = re.findall(r"(\w+) ([\d.]+) s", fed.partition(": ")[2])
+    assert {name for name, _ in waits} == {n.split()[1] for n in ours} and all(
+        float(s) > 0 for _, s in waits
+    ), fed
     (stages,) = [line for line in out.stdout.splitlines() if line.startswith("stages")]
     if "not measured" not in stages:  # py-spy is there: every stage named, in percent
         shares = re.findall(r"([a-z][^,:]*?) (\d+)%", stages.partition(": ")[2])
