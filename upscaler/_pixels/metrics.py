@@ -25,6 +25,7 @@ __all__ = [
     "psnr",
     "psnr_y",
     "score",
+    "shrink_for",
     "ssim_y",
     "y_channel",
     "y_plane",
@@ -139,7 +140,7 @@ def consistency_psnr(output: NDArray[Any] | Image.Image, source: NDArray[Any]) -
     if (height % h, width % w) != (0, 0) or height // h != width // w:
         return _resized_consistency(output, source)
     s, total = height // h, 0.0
-    shrink = _shrink_for(s, height, width)
+    shrink = shrink_for(s, height, width)
     rows = max(8, (1 << 21) // (width * s))  # strips of about 2 megapixels
     for top in range(0, h, rows):
         bottom = min(top + rows, h)
@@ -181,8 +182,10 @@ def y_plane(pixels: NDArray[np.uint8]) -> NDArray[np.float32]:
 
 
 @lru_cache(maxsize=16)
-def _shrink_for(factor: int, height: int, width: int) -> BicubicShrink:
-    """Photos of a folder share a few sizes: their filters and border weights are reused."""
+def shrink_for(factor: int, height: int, width: int) -> BicubicShrink:
+    """The `BicubicShrink` of an output size: photos of a folder share a few sizes, so their
+    filters and border weights are made once (a shrink holds no state of its own: shared
+    between threads)."""
     return BicubicShrink(factor, height, width)
 
 

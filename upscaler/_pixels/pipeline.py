@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from .._defaults import THUMB_SIDE
 from .._plugins.interface import Backend
 from .color import to_uint8
-from .metrics import BicubicShrink, y_channel, y_plane
+from .metrics import shrink_for, y_channel, y_plane
 from .rows import Reader, Rows, Window, collect, from_array, squeezed
 from .size import network_passes
 from .stages import across, coefficients, down, resized, upscaled
@@ -157,7 +157,7 @@ class _Consistency:
         (w, h), (ow, oh) = size, out
         self.size, self.out = size, out
         whole = (oh % h, ow % w) == (0, 0) and oh // h == ow // w
-        self.shrink = BicubicShrink(ow // w, oh, ow) if whole else None
+        self.shrink = shrink_for(ow // w, oh, ow) if whole else None
         self.scale = oh / h
         self._rows: list[NDArray[np.float32]] = []  # across-shrunk luma rows, from `_first`
         self._first = 0
