@@ -164,3 +164,14 @@ def test_usage_errors(tmp_path: Path, args: list[str], message: str) -> None:
     assert result.returncode == 2
     assert message in result.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_a_line_too_long_for_a_path_is_skipped_not_held(tmp_path: Path) -> None:
+    (a,) = _images(tmp_path / "in", 1)
+    listing = tmp_path / "list.txt"
+    listing.write_bytes(b"x" * (200_000) + b"\n" + os.fsencode(a) + b"\n")
+    out = tmp_path / "out"
+    run = run_cli("batch", "--files-from", listing, "-o", out, "--backend", "bicubic")
+    assert run.returncode == 1
+    assert run.stderr.splitlines()[0] == f"{listing}: a line of more than 65536 bytes"
+    assert (out / a.name).exists()

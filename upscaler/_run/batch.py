@@ -262,24 +262,26 @@ def _stream_problem(req: BatchRequest) -> str | None:
     return None
 
 
-def _stream(
+def _jobs(
     req: BatchRequest, found: Discovery, on_problem: Callable[[Location, str], None]
-) -> PathStream:
-    assert req.files_from is not None and isinstance(req.out, Path)
-    return PathStream(req.files_from, req.out, req.size.label, req.fmt, found, on_problem)
+) -> tuple[Iterable[Job | None], PathStream | None]:
+    """The run's jobs: those `found` on the command line, then (with --files-from) those of
+    the paths as they are read, with the stream that plans them."""
+    if req.files_from is None:
+        return found.jobs, None
+    assert isinstance(req.out, Path)
+    stream = PathStream(req.files_from, req.out, req.size.label, req.fmt, found, on_problem)
+    return chain(tuple(found.jobs), stream.jobs()), stream
 
 
 def _dry_run(req: BatchRequest, found: Discovery, progress: Progress) -> int:
     for path, reason in found.problems:
         progress.message(f"{path}: {reason}")
-    jobs: Iterable[Job | None] = found.jobs
-    if req.files_from is not None:
-        stream = _stream(req, found, lambda path, reason: progress.message(f"{path}: {reason}"))
-        jobs = chain(tuple(found.jobs), stream.jobs())
+    jobs, stream = _jobs(req, found, lambda path, reason: progress.message(f"{path}: {reason}"))
     for job in jobs:
         if job is not None:
             print(redact(f"{job.src} -> {job.dst}"), flush=True)
-            if req.files_from is not None:
+            if stream is not None:
                 stream.finished(str(job.dst))
     progress.message(f"{len(found.jobs)} images, {len(found.not_images)} other files skipped")
     return EXIT_SOME_FAILED if found.problems else EXIT_OK
@@ -301,10 +303,7 @@ def _process_all(
     for path, reason in found.problems:
         problem(path, reason)
     clock = time.perf_counter()
-    jobs: Iterable[Job | None] = found.jobs
-    stream = None if req.files_from is None else _stream(req, found, problem)
-    if stream is not None:
-        jobs = chain(tuple(found.jobs), stream.jobs())
+    jobs, stream = _jobs(req, found, problem)
     engine = req.create_engine(len(found.jobs) if stream is None else cores(), progress)
     progress.start(len(found.jobs) if stream is None else None)
     full: Record | None = None  # the first image that found the disk full

@@ -27,10 +27,12 @@ from .._images.storage import is_url
 from .plan import Discovery, discover
 from .spec import Job, Location
 
-__all__ = ["POLL", "PathStream"]
+__all__ = ["MAX_LINE", "POLL", "PathStream"]
 
 #: Seconds a run waiting for the next path goes without looking at its stop flag.
 POLL = 0.2
+#: The longest line taken for a path (Linux's PATH_MAX is 4096 bytes).
+MAX_LINE = 1 << 16
 _END = object()
 
 
@@ -86,8 +88,8 @@ class PathStream:
                 continue
             if line is _END:
                 ended = True
-            elif isinstance(line, _Unreadable):
-                self._problem(line.name, f"cannot read the list of inputs: {line.reason}")
+            elif isinstance(line, _Problem):
+                self._problem(line.name, line.reason)
             else:
                 assert isinstance(line, str)
                 self._waiting.extend(self._plan(line))
@@ -136,31 +138,38 @@ class PathStream:
         """Lines of `source` ("-": standard input), decoded as file names are, then the end.
 
         Read with `os.read`, not through `sys.stdin`: a thread still waiting for input when
-        the run ends must not hold the lock of a Python file object at interpreter exit."""
-        fd, rest = -1, b""
+        the run ends must not hold the lock of a Python file object at interpreter exit. A
+        line longer than `MAX_LINE` bytes is no path: it is skipped, not held."""
+        name = "standard input" if source == "-" else source
+        fd, rest, too_long = -1, b"", False
         try:
             fd = 0 if source == "-" else os.open(source, os.O_RDONLY)  # a FIFO waits here
             while chunk := os.read(fd, 1 << 16):
                 *lines, rest = (rest + chunk).split(b"\n")
                 for raw in lines:
-                    self._put(raw)
-            self._put(rest)  # a last line without its newline
+                    if too_long:  # the end of a line already skipped
+                        too_long = False
+                    elif raw:
+                        self._lines.put(os.fsdecode(raw))
+                if len(rest) > MAX_LINE:
+                    if not too_long:
+                        self._lines.put(_Problem(name, f"a line of more than {MAX_LINE} bytes"))
+                    too_long, rest = True, b""
+            if rest and not too_long:  # a last line without its newline
+                self._lines.put(os.fsdecode(rest))
         except OSError as exc:
-            name = "standard input" if source == "-" else source
-            self._lines.put(_Unreadable(name, exc.strerror or str(exc)))
+            reason = f"cannot read the list of inputs: {exc.strerror or exc}"
+            self._lines.put(_Problem(name, reason))
         finally:
             if fd > 0:
                 os.close(fd)
             self._lines.put(_END)
 
-    def _put(self, raw: bytes) -> None:
-        if raw:
-            self._lines.put(os.fsdecode(raw))
-
 
 @dataclass(frozen=True)
-class _Unreadable:
-    """The stream itself failed (an I/O error): the run ends after what it read."""
+class _Problem:
+    """Trouble with the stream itself (an I/O error: the run ends after what it read; a line
+    too long to be a path), said as a problem of `name`, the stream."""
 
     name: str
     reason: str
