@@ -42,10 +42,10 @@ from .lock import LockTimeout, hold_lock
 from .plan import Discovery, find_jobs
 from .report import (
     REPORT_SUFFIXES,
+    Tally,
     consistency_floor,
     flag_suspects,
     report_path,
-    summarise,
     summary_line,
     write_report,
 )
@@ -283,8 +283,9 @@ def _dry_run(req: BatchRequest, found: Discovery, progress: Progress) -> int:
             print(redact(f"{job.src} -> {job.dst}"), flush=True)
             if stream is not None:
                 stream.finished(str(job.dst))
-    progress.message(f"{len(found.jobs)} images, {len(found.not_images)} other files skipped")
-    return EXIT_SOME_FAILED if found.problems else EXIT_OK
+    counted = _Counted.of(found, stream)
+    progress.message(f"{counted.jobs} images, {counted.not_images} other files skipped")
+    return EXIT_SOME_FAILED if counted.problems else EXIT_OK
 
 
 def _process_all(
@@ -294,10 +295,21 @@ def _process_all(
     progress: Progress,
     started: datetime,
 ) -> int:
+    own_model = settings.options.weights is not None
+    fixed = None if own_model else backend_floor(settings.backend)
     records: list[Record] = []
+    tally = Tally()
+    # a stream may never end: without a report to write, it keeps a tally, not its records
+    keep = req.files_from is None or req.report is not None
+
+    def take(record: Record) -> None:
+        if keep:
+            records.append(record)
+        else:  # judged by the backend's floor as it comes (a run's median needs them all)
+            tally.add(flag_suspects([record], fixed)[0])
 
     def problem(path: Location, reason: str) -> None:
-        records.append(Record(str(path), "", "failed", reason))
+        take(Record(str(path), "", "failed", reason))
         progress.message(one_line(f"{path}: {reason}"))
 
     for path, reason in found.problems:
@@ -312,18 +324,21 @@ def _process_all(
             for record in engine.results(jobs, settings, stop):
                 if stream is not None:
                     stream.finished(record.dst)
-                records.append(record)
+                take(record)
                 if record.disk_full is not None and full is None:
                     full = record
                     stop.halt()  # every image after it would fail the same way
                 progress.record(record)
         finally:
             progress.close()
-    own_model = settings.options.weights is not None
-    fixed = None if own_model else backend_floor(settings.backend)
-    floor = consistency_floor(records, fixed)
-    records = flag_suspects(records, floor)
-    summary = summarise(records, time.perf_counter() - clock, len(found.not_images))
+    floor = fixed
+    if keep:
+        floor = consistency_floor(records, fixed)
+        records = flag_suspects(records, floor)
+        for record in records:
+            tally.add(record)
+    counted = _Counted.of(found, stream)
+    summary = tally.summary(time.perf_counter() - clock, counted.not_images)
     summary["consistency_floor"] = floor
     summary.update(
         started=started.isoformat(timespec="seconds"),
@@ -336,9 +351,10 @@ def _process_all(
         size=settings.size.label,
     )
     if full is not None:
-        progress.message(_disk_full_message(full, records, found))
-    order = {str(job.src): i for i, job in enumerate(found.jobs)}
-    records.sort(key=lambda r: order.get(r.src, -1))  # input order, whatever finished first
+        progress.message(_disk_full_message(full, tally, counted, found.roots))
+    if stream is None:  # input order, whatever finished first (a stream's: as they finished)
+        order = {str(job.src): i for i, job in enumerate(found.jobs)}
+        records.sort(key=lambda r: order.get(r.src, -1))
     report_status = _report(req.report, records, summary, progress) if req.report else EXIT_OK
     if not req.quiet:
         progress.message(summary_line(summary))
@@ -360,18 +376,32 @@ def _report(path: Path, records: list[Record], summary: dict[str, Any], progress
     return EXIT_OK
 
 
-def _disk_full_message(first: Record, records: list[Record], found: Discovery) -> str:
+@dataclass(frozen=True)
+class _Counted:
+    """How many jobs, problems and other files a run found, on its command line and in its
+    stream (which counts them as they go, keeping none)."""
+
+    jobs: int
+    problems: int
+    not_images: int
+
+    @classmethod
+    def of(cls, found: Discovery, stream: PathStream | None) -> _Counted:
+        jobs, problems, not_images = (0, 0, 0) if stream is None else stream.counts()
+        jobs, problems = jobs + len(found.jobs), problems + len(found.problems)
+        return cls(jobs, problems, not_images + len(found.not_images))
+
+
+def _disk_full_message(first: Record, tally: Tally, counted: _Counted, roots: list[Path]) -> str:
     """The one line that says the run stopped for a full disk, and that a rerun resumes."""
-    folder = _full_folder(first.disk_full or first.dst, found.roots)
-    done = sum(r.status == "done" for r in records)
-    skipped = sum(r.status == "skipped" for r in records)
-    lacking = sum(r.disk_full is not None for r in records)
-    not_started = len(found.problems) + len(found.jobs) - len(records)
+    folder = _full_folder(first.disk_full or first.dst, roots)
+    done, skipped = tally.counts["done"], tally.counts["skipped"]
+    not_started = counted.problems + counted.jobs - sum(tally.counts.values())
     return (
         f"upscaler: error: {folder} is full ({first.error}): the run stopped with {done} of "
-        f"{len(found.jobs)} images done ({skipped} skipped as already done), {lacking} failed "
-        f"for lack of space and {not_started} not started. Free some space and run the same "
-        "command again: it skips the finished outputs and carries on where it stopped."
+        f"{counted.jobs} images done ({skipped} skipped as already done), {tally.disk_full} "
+        f"failed for lack of space and {not_started} not started. Free some space and run the "
+        "same command again: it skips the finished outputs and carries on where it stopped."
     )
 
 

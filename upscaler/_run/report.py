@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
 import platform
 import re
@@ -25,6 +26,7 @@ from .thumbs import thumbnails_folder
 __all__ = [
     "REPORT_SUFFIXES",
     "RUN_FIELDS",
+    "Tally",
     "consistency_floor",
     "flag_suspects",
     "report_path",
@@ -106,31 +108,84 @@ def flag_suspects(records: Sequence[Record], floor: float | None) -> list[Record
 
 def summarise(records: Sequence[Record], seconds: float, not_images: int) -> dict[str, Any]:
     """Counts by status, throughput and the mean scores of the images done."""
-    counts = Counter(r.status for r in records)
-    done = [r for r in records if r.status == "done"]
-    megapixels = (
-        sum(r.output_size[0] * r.output_size[1] * (r.frames or 1) for r in done if r.output_size)
-        / 1e6
-    )  # every frame of an animation was made
-    return {
-        "images": len(records),
-        "done": counts["done"],
-        "skipped": counts["skipped"],
-        "failed": counts["failed"],
-        "not_images": not_images,
-        "seconds": round(seconds, 3),
-        "output_megapixels": round(megapixels, 3),
-        "megapixels_per_second": round(megapixels / seconds, 3) if seconds > 0 else None,
-        "mean_consistency_psnr": _mean(r.consistency_psnr for r in done),
-        "mean_psnr": _mean(r.psnr for r in done),
-        "mean_ssim": _mean((r.ssim for r in done), 4),
-        "suspect": [r.src for r in records if r.suspect],
-    }
+    tally = Tally()
+    for record in records:
+        tally.add(record)
+    return tally.summary(seconds, not_images)
 
 
-def _mean(values: Any, digits: int = 3) -> float | None:
-    present = [v for v in values if v is not None]
-    return round(statistics.fmean(present), digits) if present else None
+class Tally:
+    """The figures of `summarise`, taken one record at a time, keeping none: what a run fed
+    paths for as long as its input lasts (`--files-from`) holds instead of its records when
+    it writes no report, so that its memory does not grow with the photos it has done."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+        self.disk_full = 0  # records of images that failed for lack of space
+        self.suspect: list[str] = []
+        self._megapixels = _Sum()
+        self._scores = {name: _Sum() for name in ("consistency_psnr", "psnr", "ssim")}
+
+    def add(self, r: Record) -> None:
+        self.counts[r.status] += 1
+        self.disk_full += r.disk_full is not None
+        if r.suspect:
+            self.suspect.append(r.src)
+        if r.status != "done":
+            return
+        if r.output_size:  # every frame of an animation was made
+            self._megapixels.add(r.output_size[0] * r.output_size[1] * (r.frames or 1))
+        for name, total in self._scores.items():
+            value = getattr(r, name)
+            if value is not None:
+                total.add(value)
+
+    def summary(self, seconds: float, not_images: int) -> dict[str, Any]:
+        megapixels = self._megapixels.total() / 1e6
+        scores = self._scores
+        return {
+            "images": sum(self.counts.values()),
+            "done": self.counts["done"],
+            "skipped": self.counts["skipped"],
+            "failed": self.counts["failed"],
+            "not_images": not_images,
+            "seconds": round(seconds, 3),
+            "output_megapixels": round(megapixels, 3),
+            "megapixels_per_second": round(megapixels / seconds, 3) if seconds > 0 else None,
+            "mean_consistency_psnr": scores["consistency_psnr"].mean(3),
+            "mean_psnr": scores["psnr"].mean(3),
+            "mean_ssim": scores["ssim"].mean(4),
+            "suspect": list(self.suspect),
+        }
+
+
+class _Sum:
+    """An exact running sum of floats (Shewchuk's partials, as `math.fsum` keeps them): the
+    mean of values added one at a time is `statistics.fmean` of them all, to the last bit."""
+
+    def __init__(self) -> None:
+        self.partials: list[float] = []
+        self.count = 0
+
+    def add(self, x: float) -> None:
+        self.count += 1
+        i = 0
+        for y in self.partials:
+            if abs(x) < abs(y):
+                x, y = y, x
+            hi = x + y
+            lo = y - (hi - x)
+            if lo:
+                self.partials[i] = lo
+                i += 1
+            x = hi
+        self.partials[i:] = [x]
+
+    def total(self) -> float:
+        return math.fsum(self.partials)
+
+    def mean(self, digits: int) -> float | None:
+        return round(self.total() / self.count, digits) if self.count else None
 
 
 def summary_line(s: dict[str, Any]) -> str:

@@ -33,6 +33,9 @@ __all__ = ["MAX_LINE", "POLL", "PathStream"]
 POLL = 0.2
 #: The longest line taken for a path (Linux's PATH_MAX is 4096 bytes).
 MAX_LINE = 1 << 16
+#: Paths read ahead of the jobs, at most: then the reader waits (and so does a writer to a
+#: pipe), so that a long list is not held whole.
+_READ_AHEAD = 256
 _END = object()
 
 
@@ -41,9 +44,9 @@ class PathStream:
     below the output folder `out`.
 
     `found` holds what was planned before (the command line's inputs: their outputs are
-    taken, and not written twice at once) and collects what the stream adds, as
-    `plan.find_jobs` would have: its jobs (in the order they are started), non-image files
-    and problems; `on_problem(path, reason)` is called for each problem as it is found.
+    taken, and not written twice at once); what the stream adds is counted (`counts`), not
+    kept, since a stream may never end; `on_problem(path, reason)` is called for each
+    problem as it is found.
     """
 
     def __init__(
@@ -56,8 +59,9 @@ class PathStream:
         on_problem: Callable[[Location, str], None],
     ) -> None:
         self.out, self.label, self.fmt = out, label, fmt
-        self.found, self.on_problem = found, on_problem
-        self._lines: queue.Queue[object] = queue.Queue()
+        self.on_problem = on_problem
+        self._jobs = self._problems = self._not_images = 0
+        self._lines: queue.Queue[object] = queue.Queue(maxsize=_READ_AHEAD)
         # outputs of the jobs handed out and not yet finished
         self._busy = {str(job.dst) for job in found.jobs}
         self._waiting: list[Job] = []  # jobs whose output is still being written by another
@@ -98,9 +102,13 @@ class PathStream:
         """The job writing `dst` is over (any outcome): a later job for it may start."""
         self._busy.discard(dst)
 
+    def counts(self) -> tuple[int, int, int]:
+        """(jobs handed out, problems, files that are not images) so far."""
+        return self._jobs, self._problems, self._not_images
+
     def _start(self, job: Job) -> Job:
         self._busy.add(str(job.dst))
-        self.found.jobs.append(job)
+        self._jobs += 1
         return job
 
     def _plan(self, line: str) -> list[Job]:
@@ -118,7 +126,7 @@ class PathStream:
         except UpscalerError as exc:  # the output folder inside it; a path gone meanwhile
             self._problem(path, str(exc))
             return []
-        self.found.not_images.extend(one.not_images)
+        self._not_images += len(one.not_images)
         for src, reason in one.problems:
             self._problem(src, reason)
         jobs = []
@@ -131,7 +139,7 @@ class PathStream:
         return jobs
 
     def _problem(self, path: Location, reason: str) -> None:
-        self.found.problems.append((path, reason))
+        self._problems += 1
         self.on_problem(path, reason)
 
     def _read(self, source: str) -> None:
