@@ -155,7 +155,7 @@ def test_a_list_file_and_dry_run(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        ([], "give INPUTS, or --files-from"),
+        ([], "Missing argument 'INPUTS...' (or --files-from)."),
         (["--files-from", "-"], "--files-from needs -o, a local folder"),
         (["--files-from", "-", "-o", "s3://bucket/out"], "--files-from needs -o, a local folder"),
     ],

@@ -248,6 +248,8 @@ def batch(**options: Any) -> None:
 
     if options["quiet"] and options["verbose"]:
         raise click.UsageError("--quiet and --verbose do not go together")
+    if not options["inputs"] and options["files_from"] is None:
+        raise click.UsageError("Missing argument 'INPUTS...' (or --files-from).")
     progress = TerminalProgress(quiet=options["quiet"], verbose=options["verbose"])
     sys.exit(run_batch(_request(options), progress))
 

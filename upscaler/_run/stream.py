@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,7 +66,7 @@ class PathStream:
         self._lines: queue.Queue[object] = queue.Queue(maxsize=_READ_AHEAD)
         # outputs of the jobs handed out and not yet finished
         self._busy = {str(job.dst) for job in found.jobs}
-        self._waiting: list[Job] = []  # jobs whose output is still being written by another
+        self._waiting: deque[Job] = deque()  # planned, not yet handed out
         self._claimed: dict[Location, Location] = {job.dst: job.src for job in found.jobs}
         reader = threading.Thread(target=self._read, args=(source,), daemon=True)
         reader.name = "upscaler-files-from"
@@ -75,14 +77,14 @@ class PathStream:
         the end once the stream has ended and every job has been handed out."""
         ended = False
         while True:
-            ready = next((j for j in self._waiting if str(j.dst) not in self._busy), None)
+            ready = self._ready()
             if ready is not None:
-                self._waiting.remove(ready)
                 yield self._start(ready)
                 continue
             if ended:
                 if not self._waiting:
                     return
+                time.sleep(POLL)  # for the job that holds the output of the next one to end
                 yield None
                 continue
             try:
@@ -106,6 +108,14 @@ class PathStream:
         """(jobs handed out, problems, files that are not images) so far."""
         return self._jobs, self._problems, self._not_images
 
+    def _ready(self) -> Job | None:
+        """The first waiting job whose output no job in flight writes (taken off the queue)."""
+        for i, job in enumerate(self._waiting):
+            if str(job.dst) not in self._busy:
+                del self._waiting[i]
+                return job
+        return None
+
     def _start(self, job: Job) -> Job:
         self._busy.add(str(job.dst))
         self._jobs += 1
@@ -118,7 +128,7 @@ class PathStream:
             return []
         path = Path(line)
         if not (path.is_file() or path.is_dir()):
-            reason = "no such file or folder" if not path.is_symlink() else "dangling link"
+            reason = "dangling symbolic link" if path.is_symlink() else "no such file or folder"
             self._problem(path, reason if not path.exists() else "not a regular file or folder")
             return []
         try:
