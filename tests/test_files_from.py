@@ -122,6 +122,22 @@ def test_command_line_inputs_come_first_and_outputs_are_not_shared(tmp_path: Pat
     assert (out / b.name).exists()
 
 
+def test_its_own_outputs_are_not_taken_again(tmp_path: Path) -> None:
+    """A hook that watches the folder holding the output folder sees the outputs appear."""
+    (a,) = _images(tmp_path, 1)
+    out = tmp_path / "x3"
+    proc = _start("-o", out, "--backend", "bicubic")
+    _send(proc, a)
+    _until((out / a.name).exists, proc)
+    _send(proc, out / a.name)
+    _, stderr = proc.communicate(b"", timeout=TIMEOUT)
+    assert proc.returncode == 1
+    assert stderr.decode().splitlines()[0] == (
+        f"{out / a.name}: inside the output folder {out}: not read (an output?)"
+    )
+    assert sorted(os.listdir(out)) == [".upscaler.lock", a.name]
+
+
 def test_a_signal_stops_a_run_that_waits_for_input(tmp_path: Path) -> None:
     (a,) = _images(tmp_path / "in", 1)
     out, report = tmp_path / "out", tmp_path / "r.json"

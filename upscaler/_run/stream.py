@@ -8,9 +8,10 @@ time. One run fed by a stream of paths pays it once: `inotifywait -m -e close_wr
 The paths are read on a thread of their own, so that a run waiting for the next one still
 hands its finished records on, and stops within `POLL` seconds of a signal. Each line is
 planned as a command-line input would be (`plan.discover`): a file goes to OUT/<name>, a
-folder's images below OUT/ with their relative paths. A path given again is done again
-(unless its output is up to date and the run skips those): after the job in flight for the
-same output has finished, since no two jobs ever write one output at once.
+folder's images below OUT/ with their relative paths. A path inside OUT is refused: a hook
+that watches a folder holding OUT would otherwise feed the run its own outputs. A path given
+again is done again (unless its output is up to date and the run skips those): after the job
+in flight for the same output has finished, since no two jobs ever write one output at once.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class PathStream:
         on_problem: Callable[[Location, str], None],
     ) -> None:
         self.out, self.label, self.fmt = out, label, fmt
+        self._out = Path(os.path.abspath(out))
         self.on_problem = on_problem
         self._jobs = self._problems = self._not_images = 0
         self._lines: queue.Queue[object] = queue.Queue(maxsize=_READ_AHEAD)
@@ -127,6 +129,9 @@ class PathStream:
             self._problem(line, "URLs are not taken from --files-from: give them as INPUTS")
             return []
         path = Path(line)
+        if Path(os.path.abspath(path)).is_relative_to(self._out):
+            self._problem(path, f"inside the output folder {self.out}: not read (an output?)")
+            return []
         if not (path.is_file() or path.is_dir()):
             reason = "dangling symbolic link" if path.is_symlink() else "no such file or folder"
             self._problem(path, reason if not path.exists() else "not a regular file or folder")
