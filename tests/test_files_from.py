@@ -122,6 +122,25 @@ def test_command_line_inputs_come_first_and_outputs_are_not_shared(tmp_path: Pat
     assert (out / b.name).exists()
 
 
+def test_a_folder_of_the_command_line_is_done_then_followed_into_one_tree(
+    tmp_path: Path,
+) -> None:
+    """`upscaler batch uploads --files-from - -o out`: the backlog, then the uploads as they
+    come, every output where a batch over the folder puts it."""
+    uploads, out = tmp_path / "uploads", tmp_path / "out"
+    (old,) = _images(uploads / "2026", 1)
+    proc = _start("-o", out, "--backend", "bicubic", uploads)
+    _until((out / "2026" / old.name).exists, proc)
+    (new,) = _images(uploads / "2026" / "12", 1, "jpg")
+    (elsewhere,) = _images(tmp_path / "elsewhere", 1, "jpg")
+    _send(proc, new, elsewhere)
+    _, stderr = proc.communicate(b"", timeout=TIMEOUT)
+    assert proc.returncode == 0, stderr.decode()
+    for path in (out / "2026" / old.name, out / "2026" / "12" / new.name, out / elsewhere.name):
+        with Image.open(path) as im:
+            assert im.size == (120, 96)
+
+
 def test_its_own_outputs_are_not_taken_again(tmp_path: Path) -> None:
     """A hook that watches the folder holding the output folder sees the outputs appear."""
     (a,) = _images(tmp_path, 1)

@@ -69,10 +69,11 @@ def _output_size(options: dict[str, Any]) -> OutputSize:
 @click.option(
     "--files-from",
     type=click.Path(exists=True, dir_okay=False, allow_dash=True),
-    help="More inputs, one path per line, read while the run goes (`-`: standard input; a "
-    "FIFO works too); the run ends at the end of the file. One run serves a stream of "
-    "uploads, started once: e.g. `inotifywait -m -e close_write --format %w%f DIR | upscaler "
-    "batch --files-from - -o OUT`. Needs -o, a local folder.",
+    help="More inputs, one path per line, read while the run goes, after INPUTS (`-`: "
+    "standard input; a FIFO works too); the run ends at the end of the file. A path inside a "
+    "folder of INPUTS goes where that folder's walk puts it. One run serves a stream of "
+    "uploads, started once: e.g. `inotifywait -m -r -e close_write --format %w%f DIR | "
+    "upscaler batch DIR --files-from - -o OUT`. Needs -o, a local folder.",
 )
 @factor_option
 @click.option(

@@ -270,7 +270,10 @@ def _jobs(
     if req.files_from is None:
         return found.jobs, None
     assert isinstance(req.out, Path)
-    stream = PathStream(req.files_from, req.out, req.size.label, req.fmt, found, on_problem)
+    folders = [p for p in req.inputs if isinstance(p, Path) and p.is_dir()]
+    stream = PathStream(
+        req.files_from, req.out, req.size.label, req.fmt, found, on_problem, folders
+    )
     return chain(tuple(found.jobs), stream.jobs()), stream
 
 

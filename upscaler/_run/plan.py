@@ -81,12 +81,20 @@ def default_output(root: Path, label: str) -> Path:
     return root.with_name(f"{root.name}-{label}")
 
 
-def discover(inputs: Sequence[Path], out: Path | None, label: str, fmt: str) -> Discovery:
+def discover(
+    inputs: Sequence[Path],
+    out: Path | None,
+    label: str,
+    fmt: str,
+    within: Sequence[Path] = (),
+) -> Discovery:
     """Walk `inputs` (files and folders) and plan one Job per image, in a stable order.
 
     A folder's images keep their relative paths under OUT (default: the folder's sibling
     `<folder>-<label>`, e.g. photos-x3); a file goes to OUT/<name> (default: `<its
-    folder>-<label>/`).
+    folder>-<label>/`). An input inside one of the folders `within` (those of a run's command
+    line, for the paths of its stream) is placed as that folder's walk places it: its path
+    relative to the innermost one.
     """
     for given in inputs:
         if not given.exists():
@@ -99,8 +107,10 @@ def discover(inputs: Sequence[Path], out: Path | None, label: str, fmt: str) -> 
     found = Discovery()
     roots = [_absolute(p) for p in inputs if p.is_dir()]
     claimed: dict[Location, Location] = {}
+    folders = sorted((_absolute(f) for f in within), key=lambda f: len(f.parts), reverse=True)
     for given in inputs:
         base = _absolute(given) if given.is_dir() else _absolute(given).parent
+        base = next((f for f in folders if _absolute(given).is_relative_to(f)), base)
         target = _absolute(out) if out else default_output(base, label)
         _refuse_inside(target, roots)
         if target not in found.roots:

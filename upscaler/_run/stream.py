@@ -8,7 +8,9 @@ time. One run fed by a stream of paths pays it once: `inotifywait -m -e close_wr
 The paths are read on a thread of their own, so that a run waiting for the next one still
 hands its finished records on, and stops within `POLL` seconds of a signal. Each line is
 planned as a command-line input would be (`plan.discover`): a file goes to OUT/<name>, a
-folder's images below OUT/ with their relative paths. A path inside OUT is refused: a hook
+folder's images below OUT/ with their relative paths, and a path inside a folder of the
+command line where that folder's walk puts it (`upscaler batch uploads --files-from - -o
+out` does the backlog, then follows the stream, into one tree). A path inside OUT is refused: a hook
 that watches a folder holding OUT would otherwise feed the run its own outputs. A path given
 again is done again (unless its output is up to date and the run skips those): after the job
 in flight for the same output has finished, since no two jobs ever write one output at once.
@@ -21,7 +23,7 @@ import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +51,8 @@ class PathStream:
     `found` holds what was planned before (the command line's inputs: their outputs are
     taken, and not written twice at once); what the stream adds is counted (`counts`), not
     kept, since a stream may never end; `on_problem(path, reason)` is called for each
-    problem as it is found.
+    problem as it is found. A path inside one of the folders `within` (the command line's)
+    goes where that folder's walk puts it, its relative path kept.
     """
 
     def __init__(
@@ -60,8 +63,9 @@ class PathStream:
         fmt: str,
         found: Discovery,
         on_problem: Callable[[Location, str], None],
+        within: Sequence[Path] = (),
     ) -> None:
-        self.out, self.label, self.fmt = out, label, fmt
+        self.out, self.label, self.fmt, self.within = out, label, fmt, tuple(within)
         self._out = Path(os.path.abspath(out))
         self.on_problem = on_problem
         self._jobs = self._problems = self._not_images = 0
@@ -137,7 +141,7 @@ class PathStream:
             self._problem(path, reason if not path.exists() else "not a regular file or folder")
             return []
         try:
-            one = discover([path], self.out, self.label, self.fmt)
+            one = discover([path], self.out, self.label, self.fmt, self.within)
         except UpscalerError as exc:  # the output folder inside it; a path gone meanwhile
             self._problem(path, str(exc))
             return []
