@@ -94,7 +94,7 @@ def discover(
     `<folder>-<label>`, e.g. photos-x3); a file goes to OUT/<name> (default: `<its
     folder>-<label>/`). An input inside one of the folders `within` (those of a run's command
     line, for the paths of its stream) is placed as that folder's walk places it: its path
-    relative to the innermost one.
+    relative to the innermost one (and skipped if hidden there, as the walk skips it).
     """
     for given in inputs:
         if not given.exists():
@@ -110,7 +110,8 @@ def discover(
     folders = sorted((_absolute(f) for f in within), key=lambda f: len(f.parts), reverse=True)
     for given in inputs:
         base = _absolute(given) if given.is_dir() else _absolute(given).parent
-        base = next((f for f in folders if _absolute(given).is_relative_to(f)), base)
+        inside = next((f for f in folders if _absolute(given).is_relative_to(f)), None)
+        base = inside or base
         target = _absolute(out) if out else default_output(base, label)
         _refuse_inside(target, roots)
         if target not in found.roots:
@@ -122,6 +123,8 @@ def discover(
                 found.problems.append((src, problem))
             elif problem or src.suffix.lower() not in READABLE_SUFFIXES:  # a link or not: ignored
                 found.not_images.append(src)
+            elif inside and _hidden(_absolute(src).relative_to(base)):
+                continue  # as the walk of `base` skips it
             else:
                 rel = _absolute(src).relative_to(base)
                 dst = (target / rel).with_suffix(output_suffix(src, fmt))
@@ -246,6 +249,11 @@ def _walk(given: Path) -> Iterator[tuple[Path, str | None]]:
             yield (path, None) if path.is_file() else (path, _not_file_reason(path))
     for err in errors:
         yield Path(err.filename), f"cannot list folder: {err.strerror}"
+
+
+def _hidden(rel: Path) -> bool:
+    """A hidden file or one in a hidden folder (an upload in progress, say): walks skip them."""
+    return any(part.startswith(".") for part in rel.parts)
 
 
 def _is_dir_link(folder: str, name: str) -> bool:
