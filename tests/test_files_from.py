@@ -134,10 +134,10 @@ def test_a_folder_of_the_command_line_is_done_then_followed_into_one_tree(
     (new,) = _images(uploads / "2026" / "12", 1, "jpg")
     (elsewhere,) = _images(tmp_path / "elsewhere", 1, "jpg")
     (partial,) = _images(uploads / ".incoming", 1)  # hidden: the folder's walk skips it too
-    _send(proc, new, partial, elsewhere)
+    _send(proc, new, partial, elsewhere, os.path.relpath(old))  # `old` named another way
     _, stderr = proc.communicate(b"", timeout=TIMEOUT)
     assert proc.returncode == 0, stderr.decode()
-    assert "3 done, 0 skipped, 0 failed, 0 non-image files ignored" in stderr.decode()
+    assert "3 done, 1 skipped, 0 failed, 0 non-image files ignored" in stderr.decode()
     assert not (out / ".incoming").exists()
     for path in (out / "2026" / old.name, out / "2026" / "12" / new.name, out / elsewhere.name):
         with Image.open(path) as im:

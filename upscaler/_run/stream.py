@@ -149,9 +149,9 @@ class PathStream:
         for src, reason in one.problems:
             self._problem(src, reason)
         jobs = []
-        for job in one.jobs:
+        for job in one.jobs:  # the same file named another way (relative, absolute) is no clash
             first = self._claimed.setdefault(job.dst, job.src)
-            if first != job.src:
+            if os.path.abspath(first) != os.path.abspath(job.src):
                 self._problem(job.src, f"its output {job.dst} is already the output of {first}")
             else:
                 jobs.append(job)
