@@ -10,11 +10,12 @@ in a virtual environment of its own installed from requirements/peer.txt), and `
 (`pip install .`, not editable, with the versions of requirements/constraints.txt) into a virtual
 environment of its own, refreshed on every invocation (`--ours-python` names another
 interpreter, e.g. a development venv's). Both environments are rebuilt when their lock file
-changes. Reported: median wall seconds, output megapixels per second, peak RSS, and the ratio
-of wall time to the peer's (<= 1.0 means we win), one small photo's run (a per-upload hook)
-and the wait for each photo fed to one run (`--files-from -`), and the size of the files written (both write
-JPEG at quality 95 with 4:2:0 chroma, libjpeg's defaults, and no optimised Huffman tables). A failure (a peer model that OpenCV cannot
-load, a contender that exits non-zero) is one line on stderr and exit status 1.
+changes. Reported: median wall seconds, output megapixels per second, peak RSS, the ratio of
+wall time to the peer's (<= 1.0 means we win) and the size of the files written (both write
+JPEG at quality 95 with 4:2:0 chroma, libjpeg's defaults, and no optimised Huffman tables);
+one small photo's run (a per-upload hook) and the wait for each photo fed to one running
+`upscaler batch --files-from -`. A failure (a peer model that OpenCV cannot load, a contender
+that exits non-zero) is one line on stderr and exit status 1.
 """
 
 from __future__ import annotations
