@@ -27,6 +27,7 @@ __all__ = [
     "find_jobs",
     "find_reference",
     "image_files",
+    "unusable",
 ]
 
 
@@ -97,13 +98,9 @@ def discover(
     relative to the innermost one (and skipped if hidden there, as the walk skips it).
     """
     for given in inputs:
-        if not given.exists():
-            link = given.is_symlink()
-            raise MissingInput(
-                f"{given}: {'dangling symbolic link' if link else 'no such file or folder'}"
-            )
-        if not (given.is_file() or given.is_dir()):  # a device, a FIFO, a socket
-            raise MissingInput(f"{given}: not a regular file or folder")
+        reason = unusable(given)
+        if reason is not None:
+            raise MissingInput(f"{given}: {reason}")
     found = Discovery()
     roots = [_absolute(p) for p in inputs if p.is_dir()]
     claimed: dict[Location, Location] = {}
@@ -130,6 +127,15 @@ def discover(
                 dst = (target / rel).with_suffix(output_suffix(src, fmt))
                 _add(found, claimed, Job(src, dst, rel))
     return found
+
+
+def unusable(given: Path) -> str | None:
+    """Why an input path cannot be read as a file or a folder, or None."""
+    if not given.exists():
+        return "dangling symbolic link" if given.is_symlink() else "no such file or folder"
+    if not (given.is_file() or given.is_dir()):  # a device, a FIFO, a socket
+        return "not a regular file or folder"
+    return None
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -236,10 +242,7 @@ def _walk(given: Path) -> Iterator[tuple[Path, str | None]]:
         yield given, None
         return
     if not given.is_dir():
-        yield (
-            given,
-            "no such file or folder" if not given.is_symlink() else "dangling symbolic link",
-        )
+        yield given, unusable(given) or "not a regular file or folder"
         return
     errors: list[OSError] = []
     for folder, dirs, files in os.walk(given, onerror=errors.append):

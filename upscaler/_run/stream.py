@@ -29,7 +29,7 @@ from pathlib import Path
 
 from .._errors import UpscalerError
 from .._images.storage import is_url
-from .plan import Discovery, discover
+from .plan import Discovery, discover, unusable
 from .spec import Job, Location
 
 __all__ = ["MAX_LINE", "POLL", "PathStream"]
@@ -133,12 +133,11 @@ class PathStream:
             self._problem(line, "URLs are not taken from --files-from: give them as INPUTS")
             return []
         path = Path(line)
+        reason = unusable(path)
         if Path(os.path.abspath(path)).is_relative_to(self._out):
-            self._problem(path, f"inside the output folder {self.out}: not read (an output?)")
-            return []
-        if not (path.is_file() or path.is_dir()):
-            reason = "dangling symbolic link" if path.is_symlink() else "no such file or folder"
-            self._problem(path, reason if not path.exists() else "not a regular file or folder")
+            reason = f"inside the output folder {self.out}: not read (an output?)"
+        if reason is not None:
+            self._problem(path, reason)
             return []
         try:
             one = discover([path], self.out, self.label, self.fmt, self.within)
